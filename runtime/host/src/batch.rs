@@ -1,0 +1,382 @@
+//! Helpers over the columnar [`Batch`] of the WIT contract.
+//!
+//! The pipeline never turns a batch into rows to move it: it checks a batch
+//! once when a plugin returns it ([`BatchExt::check`]), then selects rows by
+//! index ([`BatchExt::take`]) to route, filter and dead-letter them. Only a
+//! record that leaves the flow (a dead letter) is turned into JSON.
+
+use crate::bindings::{Batch, Column, Op, Texts, Values};
+
+/// A borrowed value of one field of one record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// Absent.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// UTF-8 text.
+    Text(&'a str),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
+    /// Microseconds since the Unix epoch.
+    Timestamp(i64),
+    /// A JSON document.
+    Json(&'a str),
+}
+
+impl Texts {
+    /// An empty column of variable-length values.
+    pub fn empty() -> Texts {
+        Texts { offsets: vec![0], data: Vec::new() }
+    }
+
+    /// Builds texts from strings.
+    pub fn from_strs<'a>(values: impl IntoIterator<Item = &'a str>) -> Texts {
+        let mut t = Texts::empty();
+        for v in values {
+            t.push(v.as_bytes());
+        }
+        t
+    }
+
+    /// Appends a value.
+    pub fn push(&mut self, value: &[u8]) {
+        self.data.extend_from_slice(value);
+        self.offsets.push(self.data.len() as u32);
+    }
+
+    /// How many values it holds.
+    pub fn count(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Value `i` as bytes (empty if out of range; call [`BatchExt::check`] first).
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.data.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Value `i` as text (empty if not UTF-8; call [`BatchExt::check`] first).
+    pub fn str(&self, i: usize) -> &str {
+        std::str::from_utf8(self.bytes(i)).unwrap_or("")
+    }
+
+    fn take(&self, rows: &[u32]) -> Texts {
+        let mut out = Texts {
+            offsets: Vec::with_capacity(rows.len() + 1),
+            data: Vec::new(),
+        };
+        out.offsets.push(0);
+        for &r in rows {
+            out.push(self.bytes(r as usize));
+        }
+        out
+    }
+
+    fn check(&self, what: &str, rows: usize, utf8: bool) -> Result<(), String> {
+        if self.offsets.len() != rows + 1 {
+            return Err(format!(
+                "{what}: {} offsets for {rows} records (want {})",
+                self.offsets.len(),
+                rows + 1
+            ));
+        }
+        if self.offsets.first() != Some(&0) {
+            return Err(format!("{what}: offsets must start at 0"));
+        }
+        if self.offsets.windows(2).any(|w| w[0] > w[1]) {
+            return Err(format!("{what}: offsets go backwards"));
+        }
+        if self.offsets.last().map(|&l| l as usize) != Some(self.data.len()) {
+            return Err(format!("{what}: the last offset must equal the data length {}", self.data.len()));
+        }
+        if utf8 {
+            for i in 0..rows {
+                if std::str::from_utf8(self.bytes(i)).is_err() {
+                    return Err(format!("{what}: value {i} is not UTF-8"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn take_vec<T: Copy>(v: &[T], rows: &[u32]) -> Vec<T> {
+    rows.iter().filter_map(|&r| v.get(r as usize).copied()).collect()
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Ints(v) | Values::Timestamps(v) => v.len(),
+            Values::Floats(v) => v.len(),
+            Values::Bools(v) => v.len(),
+            Values::Text(t) | Values::Bytes(t) | Values::Json(t) => t.count(),
+        }
+    }
+
+    fn take(&self, rows: &[u32]) -> Values {
+        match self {
+            Values::Ints(v) => Values::Ints(take_vec(v, rows)),
+            Values::Timestamps(v) => Values::Timestamps(take_vec(v, rows)),
+            Values::Floats(v) => Values::Floats(take_vec(v, rows)),
+            Values::Bools(v) => Values::Bools(take_vec(v, rows)),
+            Values::Text(t) => Values::Text(t.take(rows)),
+            Values::Bytes(t) => Values::Bytes(t.take(rows)),
+            Values::Json(t) => Values::Json(t.take(rows)),
+        }
+    }
+}
+
+impl Column {
+    /// The value of record `i`.
+    pub fn value(&self, i: usize) -> ValueRef<'_> {
+        if let Some(valid) = &self.valid
+            && !valid.get(i).copied().unwrap_or(false)
+        {
+            return ValueRef::Null;
+        }
+        match &self.values {
+            Values::Ints(v) => v.get(i).map_or(ValueRef::Null, |&x| ValueRef::Int(x)),
+            Values::Timestamps(v) => v.get(i).map_or(ValueRef::Null, |&x| ValueRef::Timestamp(x)),
+            Values::Floats(v) => v.get(i).map_or(ValueRef::Null, |&x| ValueRef::Float(x)),
+            Values::Bools(v) => v.get(i).map_or(ValueRef::Null, |&x| ValueRef::Bool(x)),
+            Values::Text(t) => ValueRef::Text(t.str(i)),
+            Values::Bytes(t) => ValueRef::Bytes(t.bytes(i)),
+            Values::Json(t) => ValueRef::Json(t.str(i)),
+        }
+    }
+}
+
+/// Operations on a [`Batch`].
+pub trait BatchExt {
+    /// A batch with no records and no columns.
+    fn empty() -> Batch;
+    /// How many records it holds.
+    fn len(&self) -> usize;
+    /// Whether it holds no records.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Checks that every list has one entry per record, offsets are in range
+    /// and text is UTF-8, so later reads cannot go wrong. A batch from a
+    /// plugin is checked once, when it crosses into the host.
+    fn check(&self) -> Result<(), String>;
+    /// A new batch with the given records, in the given order.
+    fn take(&self, rows: &[u32]) -> Batch;
+    /// The key of record `i`.
+    fn key(&self, i: usize) -> &str;
+    /// The column with this name.
+    fn column(&self, name: &str) -> Option<&Column>;
+    /// Record `i`'s fields as a JSON object (nulls included), for dead
+    /// letters and display.
+    fn row_json(&self, i: usize) -> serde_json::Value;
+}
+
+impl BatchExt for Batch {
+    fn empty() -> Batch {
+        Batch {
+            keys: Texts::empty(),
+            ops: Vec::new(),
+            versions: None,
+            updated_at: None,
+            origins: None,
+            columns: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let n = self.ops.len();
+        self.keys.check("keys", n, true)?;
+        if let Some(v) = &self.versions
+            && v.len() != n
+        {
+            return Err(format!("versions: {} values for {n} records", v.len()));
+        }
+        if let Some(v) = &self.updated_at
+            && v.len() != n
+        {
+            return Err(format!("updated-at: {} values for {n} records", v.len()));
+        }
+        if let Some(o) = &self.origins {
+            o.check("origins", n, true)?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for c in &self.columns {
+            if !names.insert(c.name.as_str()) {
+                return Err(format!("column `{}` appears twice", c.name));
+            }
+            let what = format!("column `{}`", c.name);
+            match &c.values {
+                Values::Text(t) | Values::Json(t) => t.check(&what, n, true)?,
+                Values::Bytes(t) => t.check(&what, n, false)?,
+                other if other.len() != n => {
+                    return Err(format!("{what}: {} values for {n} records", other.len()));
+                }
+                _ => {}
+            }
+            if let Some(valid) = &c.valid
+                && valid.len() != n
+            {
+                return Err(format!("{what}: {} validity entries for {n} records", valid.len()));
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&self, rows: &[u32]) -> Batch {
+        Batch {
+            keys: self.keys.take(rows),
+            ops: take_vec(&self.ops, rows),
+            versions: self.versions.as_ref().map(|v| take_vec(v, rows)),
+            updated_at: self.updated_at.as_ref().map(|v| take_vec(v, rows)),
+            origins: self.origins.as_ref().map(|o| o.take(rows)),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    values: c.values.take(rows),
+                    valid: c.valid.as_ref().map(|v| take_vec(v, rows)),
+                })
+                .collect(),
+        }
+    }
+
+    fn key(&self, i: usize) -> &str {
+        self.keys.str(i)
+    }
+
+    fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    fn row_json(&self, i: usize) -> serde_json::Value {
+        let mut map = serde_json::Map::with_capacity(self.columns.len());
+        for c in &self.columns {
+            map.insert(c.name.clone(), value_json(c.value(i)));
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// A value as JSON: timestamps as RFC 3339 text, bytes as hex text, JSON
+/// documents parsed (kept as text if they do not parse).
+pub fn value_json(v: ValueRef<'_>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        ValueRef::Null => J::Null,
+        ValueRef::Int(x) => J::from(x),
+        ValueRef::Float(x) => serde_json::Number::from_f64(x).map_or(J::Null, J::Number),
+        ValueRef::Bool(x) => J::Bool(x),
+        ValueRef::Text(s) => J::String(s.to_string()),
+        ValueRef::Bytes(b) => J::String(hex::encode(b)),
+        ValueRef::Timestamp(us) => J::String(rfc3339_micros(us)),
+        ValueRef::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| J::String(s.to_string())),
+    }
+}
+
+/// Formats microseconds since the Unix epoch as RFC 3339 UTC.
+pub fn rfc3339_micros(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+    if micros == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
+    }
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The op's name.
+pub fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Upsert => "upsert",
+        Op::Delete => "delete",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Batch {
+        Batch {
+            keys: Texts::from_strs(["a", "b", "c"]),
+            ops: vec![Op::Upsert, Op::Upsert, Op::Delete],
+            versions: Some(vec![1, 2, 3]),
+            updated_at: None,
+            origins: None,
+            columns: vec![
+                Column {
+                    name: "name".into(),
+                    values: Values::Text(Texts::from_strs(["Ann", "Bob", ""])),
+                    valid: Some(vec![true, true, false]),
+                },
+                Column { name: "age".into(), values: Values::Ints(vec![30, 40, 0]), valid: None },
+            ],
+        }
+    }
+
+    #[test]
+    fn take_selects_rows_in_order_with_metadata() {
+        let b = sample();
+        let t = b.take(&[2, 0]);
+        assert!(t.check().is_ok());
+        assert_eq!((t.key(0), t.key(1)), ("c", "a"));
+        assert_eq!(t.ops, vec![Op::Delete, Op::Upsert]);
+        assert_eq!(t.versions, Some(vec![3, 1]));
+        assert_eq!(t.row_json(0), serde_json::json!({ "name": null, "age": 0 }));
+        assert_eq!(t.row_json(1), serde_json::json!({ "name": "Ann", "age": 30 }));
+    }
+
+    #[test]
+    fn check_catches_malformed_batches() {
+        let mut b = sample();
+        b.columns[1].values = Values::Ints(vec![1]);
+        assert_eq!(b.check().unwrap_err(), "column `age`: 1 values for 3 records");
+        let mut b = sample();
+        b.keys.offsets = vec![0, 1, 9, 3];
+        assert!(b.check().unwrap_err().contains("keys"));
+        let mut b = sample();
+        b.columns[0].values = Values::Text(Texts { offsets: vec![0, 1, 2, 3], data: vec![b'a', 0xff, b'c'] });
+        assert_eq!(b.check().unwrap_err(), "column `name`: value 1 is not UTF-8");
+        let mut b = sample();
+        b.columns.push(b.columns[0].clone());
+        assert_eq!(b.check().unwrap_err(), "column `name` appears twice");
+    }
+
+    #[test]
+    fn timestamps_render_as_rfc3339() {
+        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(rfc3339_micros(-1_000_000), "1969-12-31T23:59:59Z");
+    }
+}

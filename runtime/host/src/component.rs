@@ -1,0 +1,182 @@
+//! Loading a component: digest, compile (or cache hit), link, and what it
+//! exports and imports.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::InstancePre;
+
+use crate::engine::{Runtime, sha256_hex};
+use crate::error::HostError;
+use crate::store::HostState;
+
+/// The plugin interfaces a component can export; a stage needs one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginWorld {
+    /// Exports `ferry:plugin/source`.
+    Source,
+    /// Exports `ferry:plugin/sink`.
+    Sink,
+    /// Exports `ferry:plugin/mapper`.
+    Mapper,
+    /// Exports `ferry:plugin/validator`.
+    Validator,
+    /// Exports `ferry:plugin/resolver`.
+    Resolver,
+}
+
+impl PluginWorld {
+    /// Every plugin world.
+    pub const ALL: [PluginWorld; 5] = [
+        PluginWorld::Source,
+        PluginWorld::Sink,
+        PluginWorld::Mapper,
+        PluginWorld::Validator,
+        PluginWorld::Resolver,
+    ];
+
+    /// The exported interface's name without package or version, e.g. `mapper`.
+    pub fn interface(self) -> &'static str {
+        match self {
+            PluginWorld::Source => "source",
+            PluginWorld::Sink => "sink",
+            PluginWorld::Mapper => "mapper",
+            PluginWorld::Validator => "validator",
+            PluginWorld::Resolver => "resolver",
+        }
+    }
+
+    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.0`.
+    pub fn qualified(self) -> String {
+        format!("ferry:plugin/{}@0.1.0", self.interface())
+    }
+
+    fn from_export(name: &str) -> Option<PluginWorld> {
+        let rest = name.strip_prefix("ferry:plugin/")?;
+        let (iface, version) = rest.split_once('@')?;
+        // Same major (0) and minor (1) version: later patch releases only fix docs.
+        if !version.starts_with("0.1.") {
+            return None;
+        }
+        PluginWorld::ALL.into_iter().find(|w| w.interface() == iface)
+    }
+}
+
+impl std::fmt::Display for PluginWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.interface())
+    }
+}
+
+/// What a component declares, as a reviewer would want to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentInfo {
+    /// The sha256 of the `.wasm` file, lowercase hex.
+    pub digest: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// The plugin interfaces it exports.
+    pub worlds: Vec<PluginWorld>,
+    /// Every export name.
+    pub exports: Vec<String>,
+    /// Every import name (WASI interfaces, `ferry:plugin/host`).
+    pub imports: Vec<String>,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+/// A component compiled and linked once, ready to be instantiated any number
+/// of times. Cheap to clone.
+#[derive(Clone)]
+pub struct Component {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    info: ComponentInfo,
+    pre: InstancePre<HostState>,
+}
+
+impl Component {
+    /// Reads, hashes, compiles (or loads from the cache) and links a component.
+    pub fn load(runtime: &Runtime, path: &Path) -> Result<Self, HostError> {
+        let bytes = std::fs::read(path).map_err(|source| HostError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let digest = sha256_hex(&bytes);
+        let (component, from_cache) = runtime.compile(path, &bytes, &digest)?;
+        let ty = component.component_type();
+        let engine = runtime.engine();
+        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+        let worlds = ty
+            .exports(engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .filter_map(|(name, _)| PluginWorld::from_export(name))
+            .collect();
+        let pre = runtime.linker().instantiate_pre(&component).map_err(|e| HostError::Link {
+            path: path.to_path_buf(),
+            detail: format!("{e:#}"),
+        })?;
+        Ok(Component {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                info: ComponentInfo {
+                    digest,
+                    size: bytes.len() as u64,
+                    worlds,
+                    exports,
+                    imports,
+                    from_cache,
+                },
+                pre,
+            }),
+        })
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Its digest, exports and imports.
+    pub fn info(&self) -> &ComponentInfo {
+        &self.inner.info
+    }
+
+    /// The sha256 of the file, lowercase hex.
+    pub fn digest(&self) -> &str {
+        &self.inner.info.digest
+    }
+
+    /// Whether it exports the interface a stage of this kind needs.
+    pub fn exports(&self, world: PluginWorld) -> bool {
+        self.inner.info.worlds.contains(&world)
+    }
+
+    pub(crate) fn pre(&self) -> &InstancePre<HostState> {
+        &self.inner.pre
+    }
+
+    pub(crate) fn wrong_world(&self, wanted: PluginWorld) -> HostError {
+        let found = if self.inner.info.worlds.is_empty() {
+            "no ferry:plugin interface".to_string()
+        } else {
+            self.inner
+                .info
+                .worlds
+                .iter()
+                .map(|w| format!("`{}`", w.qualified()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        HostError::WrongWorld {
+            path: self.inner.path.clone(),
+            wanted: wanted.qualified(),
+            found,
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! One plugin instance for one pipeline stage: its Store, limits, and the
+//! drop-and-rebuild cycle after a trap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use crate::bindings::{self, Batch, PluginError, Texts};
+use crate::component::{Component, PluginWorld};
+use crate::engine::EPOCH_TICK;
+use crate::error::{CallError, FaultKind, HostError};
+use crate::store::{FileGrant, HostState, Identity};
+
+/// Everything needed to build (and rebuild) a stage's plugin instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    /// The pipeline's name, for logs.
+    pub pipeline: String,
+    /// The stage's name in the manifest.
+    pub stage: String,
+    /// The plugin's `config` table, as JSON text.
+    pub config: String,
+    /// Folders the plugin may see.
+    pub files: Vec<FileGrant>,
+    /// The most linear memory the instance may have, in bytes.
+    pub memory_bytes: usize,
+    /// The longest a single call may run.
+    pub timeout: Duration,
+}
+
+/// Glue between [`StageInstance`] and one bindgen world.
+pub trait World: Sized {
+    /// The world's typed `InstancePre`.
+    #[doc(hidden)]
+    type Pre: Clone + Send + Sync + 'static;
+    /// The world's instantiated bindings.
+    #[doc(hidden)]
+    type Bindings: Send + 'static;
+    /// The interface a component must export to serve this world.
+    const WORLD: PluginWorld;
+    #[doc(hidden)]
+    fn pre(component: &Component) -> wasmtime::Result<Self::Pre>;
+    #[doc(hidden)]
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Bindings>;
+    #[doc(hidden)]
+    fn open(
+        b: &Self::Bindings,
+        store: &mut Store<HostState>,
+        config: &str,
+        checkpoint: Option<&[u8]>,
+    ) -> wasmtime::Result<Result<(), PluginError>>;
+}
+
+macro_rules! world {
+    ($marker:ident, $world:ident, $module:ident, $pre:ident, $bindings:ident, $accessor:ident, |$b:ident, $store:ident, $config:ident, $checkpoint:ident| $open:expr) => {
+        #[doc = concat!("Marker for the `", stringify!($module), "` world.")]
+        pub enum $marker {}
+        impl World for $marker {
+            type Pre = bindings::$module::$pre<HostState>;
+            type Bindings = bindings::$module::$bindings;
+            const WORLD: PluginWorld = PluginWorld::$world;
+            fn pre(component: &Component) -> wasmtime::Result<Self::Pre> {
+                bindings::$module::$pre::new(component.pre().clone())
+            }
+            fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Bindings> {
+                pre.instantiate(store)
+            }
+            fn open(
+                $b: &Self::Bindings,
+                $store: &mut Store<HostState>,
+                $config: &str,
+                $checkpoint: Option<&[u8]>,
+            ) -> wasmtime::Result<Result<(), PluginError>> {
+                let _ = &$checkpoint;
+                let $b = $b.$accessor();
+                $open
+            }
+        }
+    };
+}
+
+world!(SourceWorld, Source, source, SourcePluginPre, SourcePlugin, ferry_plugin_source,
+    |b, store, config, checkpoint| b.call_open(store, config, checkpoint));
+world!(SinkWorld, Sink, sink, SinkPluginPre, SinkPlugin, ferry_plugin_sink,
+    |b, store, config, checkpoint| b.call_open(store, config));
+world!(MapperWorld, Mapper, mapper, MapperPluginPre, MapperPlugin, ferry_plugin_mapper,
+    |b, store, config, checkpoint| b.call_open(store, config));
+world!(ValidatorWorld, Validator, validator, ValidatorPluginPre, ValidatorPlugin, ferry_plugin_validator,
+    |b, store, config, checkpoint| b.call_open(store, config));
+world!(ResolverWorld, Resolver, resolver, ResolverPluginPre, ResolverPlugin, ferry_plugin_resolver,
+    |b, store, config, checkpoint| b.call_open(store, config));
+
+/// A source stage's instance.
+pub type SourceInstance = StageInstance<SourceWorld>;
+/// A sink stage's instance.
+pub type SinkInstance = StageInstance<SinkWorld>;
+/// A mapper stage's instance.
+pub type MapperInstance = StageInstance<MapperWorld>;
+/// A validator stage's instance.
+pub type ValidatorInstance = StageInstance<ValidatorWorld>;
+/// A resolver's instance.
+pub type ResolverInstance = StageInstance<ResolverWorld>;
+
+struct Live<W: World> {
+    store: Store<HostState>,
+    bindings: W::Bindings,
+}
+
+/// One plugin instance serving one stage.
+///
+/// Owns a `Store` with the stage's memory limit; every call gets the stage's
+/// deadline. After a trap the Store is poisoned, so it is dropped and the next
+/// call builds a new one from the `InstancePre` and runs `open` again (for a
+/// source, from the checkpoint set with [`StageInstance::set_resume_checkpoint`]).
+pub struct StageInstance<W: World> {
+    component: Component,
+    pre: W::Pre,
+    spec: Arc<InstanceSpec>,
+    identity: Identity,
+    live: Option<Live<W>>,
+    resume_checkpoint: Option<Vec<u8>>,
+    rebuilds: u64,
+}
+
+impl<W: World> StageInstance<W> {
+    /// Builds the instance and runs the plugin's `open`.
+    ///
+    /// `checkpoint` is handed to a source's `open`; other worlds ignore it.
+    pub fn new(component: &Component, spec: InstanceSpec, checkpoint: Option<Vec<u8>>) -> Result<Self, HostError> {
+        if !component.exports(W::WORLD) {
+            return Err(component.wrong_world(W::WORLD));
+        }
+        let pre = W::pre(component).map_err(|e| HostError::Instantiate {
+            stage: spec.stage.clone(),
+            detail: format!("{e:#}"),
+        })?;
+        let identity = Identity {
+            pipeline: Arc::from(spec.pipeline.as_str()),
+            stage: Arc::from(spec.stage.as_str()),
+            digest: Arc::from(component.digest()),
+        };
+        let mut instance = StageInstance {
+            component: component.clone(),
+            pre,
+            spec: Arc::new(spec),
+            identity,
+            live: None,
+            resume_checkpoint: checkpoint,
+            rebuilds: 0,
+        };
+        if let Err(e) = instance.ensure_live() {
+            return Err(match e {
+                BuildError::Host(h) => h,
+                BuildError::Call(error) => HostError::Open {
+                    stage: instance.spec.stage.clone(),
+                    error,
+                },
+            });
+        }
+        instance.rebuilds = 0;
+        Ok(instance)
+    }
+
+    /// The component this instance runs.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// The stage's name.
+    pub fn stage(&self) -> &str {
+        &self.spec.stage
+    }
+
+    /// How many times the Store was rebuilt after a trap.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    /// The checkpoint a rebuilt source instance reopens from.
+    pub fn set_resume_checkpoint(&mut self, checkpoint: Option<Vec<u8>>) {
+        self.resume_checkpoint = checkpoint;
+    }
+
+    fn ensure_live(&mut self) -> Result<&mut Live<W>, BuildError> {
+        if self.live.is_none() {
+            let state = HostState::new(self.identity.clone(), &self.spec.files, self.spec.memory_bytes)
+                .map_err(BuildError::Host)?;
+            let mut store = Store::new(self.component_engine(), state);
+            store.limiter(|s| &mut s.limiter);
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(self.deadline_ticks());
+            let bindings = W::instantiate(&self.pre, &mut store).map_err(|e| {
+                BuildError::Host(HostError::Instantiate {
+                    stage: self.spec.stage.clone(),
+                    detail: format!("{e:#}"),
+                })
+            })?;
+            store.set_epoch_deadline(self.deadline_ticks());
+            let opened = W::open(&bindings, &mut store, &self.spec.config, self.resume_checkpoint.as_deref());
+            match opened {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(BuildError::Call(e.into())),
+                Err(trap) => return Err(BuildError::Call(fault(&trap, &store))),
+            }
+            self.live = Some(Live { store, bindings });
+            self.rebuilds += 1;
+        }
+        match self.live.as_mut() {
+            Some(live) => Ok(live),
+            None => Err(BuildError::Call(CallError::Contract("instance vanished".into()))),
+        }
+    }
+
+    fn component_engine(&self) -> &wasmtime::Engine {
+        self.component.pre().engine()
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_millis().max(1);
+        // One extra tick: the first tick may come at once.
+        (self.spec.timeout.as_millis() / tick) as u64 + 1
+    }
+
+    /// Runs one call with the stage's deadline; a trap drops the Store.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&W::Bindings, &mut Store<HostState>) -> wasmtime::Result<Result<R, PluginError>>,
+    ) -> Result<R, CallError> {
+        let ticks = self.deadline_ticks();
+        let live = match self.ensure_live() {
+            Ok(live) => live,
+            Err(BuildError::Call(e)) => return Err(e),
+            Err(BuildError::Host(e)) => return Err(CallError::Fatal(e.to_string())),
+        };
+        live.store.set_epoch_deadline(ticks);
+        match f(&live.bindings, &mut live.store) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(e.into()),
+            Err(trap) => {
+                let err = fault(&trap, &live.store);
+                tracing::warn!(
+                    pipeline = %self.identity.pipeline,
+                    stage = %self.identity.stage,
+                    "{err}; dropping the instance, the next call rebuilds it"
+                );
+                self.live = None;
+                Err(err)
+            }
+        }
+    }
+}
+
+enum BuildError {
+    Host(HostError),
+    Call(CallError),
+}
+
+fn fault(trap: &wasmtime::Error, store: &Store<HostState>) -> CallError {
+    let kind = if store.data().limiter.breached {
+        FaultKind::Memory
+    } else if matches!(trap.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        FaultKind::Deadline
+    } else {
+        FaultKind::Trap
+    };
+    let mut message = match kind {
+        FaultKind::Deadline => "the call ran past its time limit".to_string(),
+        _ => {
+            let text = format!("{trap:#}");
+            text.lines().take(3).collect::<Vec<_>>().join("; ")
+        }
+    };
+    let stderr = store.data().stderr_tail();
+    if !stderr.is_empty() {
+        message.push_str(&format!(" (plugin stderr: {stderr})"));
+    }
+    CallError::Fault { kind, message }
+}
+
+impl StageInstance<SourceWorld> {
+    /// Reads up to `max` records.
+    pub fn poll(&mut self, max: u32) -> Result<crate::Polled, CallError> {
+        self.call(|b, s| b.ferry_plugin_source().call_poll(s, max))
+    }
+
+    /// Tells the source a checkpoint is durable.
+    pub fn commit(&mut self, checkpoint: &[u8]) -> Result<(), CallError> {
+        self.call(|b, s| b.ferry_plugin_source().call_commit(s, checkpoint))
+    }
+}
+
+impl StageInstance<SinkWorld> {
+    /// Writes a batch.
+    pub fn write(&mut self, batch: &Batch) -> Result<crate::WriteReport, CallError> {
+        self.call(|b, s| b.ferry_plugin_sink().call_write(s, batch))
+    }
+
+    /// Makes writes durable.
+    pub fn flush(&mut self) -> Result<(), CallError> {
+        self.call(|b, s| b.ferry_plugin_sink().call_flush(s))
+    }
+
+    /// Current state of keys in the target system.
+    pub fn fetch(&mut self, keys: &Texts) -> Result<Batch, CallError> {
+        self.call(|b, s| b.ferry_plugin_sink().call_fetch(s, keys))
+    }
+}
+
+impl StageInstance<MapperWorld> {
+    /// Maps a batch.
+    pub fn map(&mut self, batch: &Batch) -> Result<crate::Mapped, CallError> {
+        self.call(|b, s| b.ferry_plugin_mapper().call_map(s, batch))
+    }
+}
+
+impl StageInstance<ValidatorWorld> {
+    /// Validates a batch.
+    pub fn validate(&mut self, batch: &Batch) -> Result<Vec<crate::Violation>, CallError> {
+        self.call(|b, s| b.ferry_plugin_validator().call_validate(s, batch))
+    }
+}
+
+impl StageInstance<ResolverWorld> {
+    /// Resolves conflicts.
+    pub fn resolve(
+        &mut self,
+        local: &Batch,
+        remote: &Batch,
+    ) -> Result<bindings::resolver::exports::ferry::plugin::resolver::Resolutions, CallError> {
+        self.call(|b, s| b.ferry_plugin_resolver().call_resolve(s, local, remote))
+    }
+}

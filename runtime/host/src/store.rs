@@ -1,0 +1,145 @@
+//! What a plugin's `Store` holds: its WASI context (built from its grants),
+//! its resource table, its memory limiter and its identity for logs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::common::ferry::plugin::host;
+use crate::error::HostError;
+
+/// How much of a plugin's stderr is kept (for trap messages).
+const STDERR_CAPACITY: usize = 16 * 1024;
+/// The longest log line a plugin may write; longer ones are cut.
+const MAX_LOG_LINE: usize = 4096;
+
+/// A folder of the host made visible to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGrant {
+    /// The host folder.
+    pub host: PathBuf,
+    /// Where the plugin sees it, such as `/in`.
+    pub guest: String,
+    /// Whether the plugin may write there.
+    pub writable: bool,
+}
+
+/// Who a Store belongs to, for log lines.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub pipeline: Arc<str>,
+    pub stage: Arc<str>,
+    pub digest: Arc<str>,
+}
+
+/// Limits memory growth and remembers a breach, so the trap it causes can be
+/// reported as `memory` rather than a generic trap.
+pub(crate) struct Limiter {
+    max_memory: usize,
+    pub breached: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.breached = true;
+            return Err(wasmtime::format_err!(
+                "memory limit of {} MiB reached (wanted {} bytes)",
+                self.max_memory / (1024 * 1024),
+                desired
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The data of one plugin instance's Store: its WASI context, resource
+/// table, memory limiter and identity. Opaque outside this crate.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) stderr: MemoryOutputPipe,
+    identity: Identity,
+}
+
+impl HostState {
+    pub(crate) fn new(identity: Identity, grants: &[FileGrant], memory_bytes: usize) -> Result<Self, HostError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let mut builder = WasiCtx::builder();
+        builder.stderr(stderr.clone()).allow_blocking_current_thread(true);
+        for grant in grants {
+            let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            builder
+                .preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| HostError::Grant {
+                    path: grant.host.clone(),
+                    detail: format!("{e:#}"),
+                })?;
+        }
+        Ok(HostState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter { max_memory: memory_bytes, breached: false },
+            stderr,
+            identity,
+        })
+    }
+
+    /// The tail of what the plugin wrote to stderr, for trap messages.
+    pub(crate) fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let start = text.len().saturating_sub(1024);
+        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        text[start..].to_string()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: host::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("…");
+        }
+        let id = &self.identity;
+        let (p, s, d) = (&*id.pipeline, &*id.stage, &id.digest[..id.digest.len().min(12)]);
+        match level {
+            host::Level::Trace => tracing::trace!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
+            host::Level::Debug => tracing::debug!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
+            host::Level::Info => tracing::info!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
+            host::Level::Warn => tracing::warn!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
+            host::Level::Error => tracing::error!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Where every source record stands, and which checkpoint may be committed.
+//!
+//! Each batch a source produces gets a sequence number and an entry here: one
+//! state per record (filtered, written or dead-lettered, the worst one wins)
+//! and a count of the pieces of it still moving through the stages. A stage
+//! that forwards part of a batch adds a piece before it finishes its own, so
+//! the count reaches zero only when every part of the batch has reached a
+//! sink, the dead-letter store, or was dropped. A source checkpoint is
+//! committed only when every batch up to it is complete, so the committed
+//! checkpoint never passes a record that is still on its way.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use ferry_state::Accounting;
+
+/// The final state of one source record. Order matters: when parts of one
+/// record end differently, the highest state is the record's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RowState {
+    /// Dropped on purpose, or no route matched (the default).
+    Filtered = 0,
+    /// Written by a sink.
+    Written = 1,
+    /// Sent to the dead-letter store.
+    DeadLettered = 2,
+}
+
+struct Entry {
+    states: Vec<RowState>,
+    pending: usize,
+    checkpoint: Vec<u8>,
+}
+
+/// What may be committed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committable {
+    /// The source checkpoint just past the completed batches.
+    pub checkpoint: Vec<u8>,
+    /// The accounting of the records those batches held.
+    pub closed: Accounting,
+}
+
+/// The record ledger of one running pipeline.
+#[derive(Default)]
+pub struct Ledger {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    batches: BTreeMap<u64, Entry>,
+    read: u64,
+}
+
+impl Ledger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a source batch of `rows` records, with one piece held by the
+    /// source itself until it has forwarded the batch.
+    pub fn open(&self, seq: u64, rows: usize, checkpoint: Vec<u8>) {
+        let mut inner = self.lock();
+        inner.read += rows as u64;
+        inner.batches.insert(
+            seq,
+            Entry {
+                states: vec![RowState::Filtered; rows],
+                pending: 1,
+                checkpoint,
+            },
+        );
+    }
+
+    /// Records that another piece of batch `seq` is on its way.
+    pub fn add_piece(&self, seq: u64) {
+        if let Some(e) = self.lock().batches.get_mut(&seq) {
+            e.pending += 1;
+        }
+    }
+
+    /// Sets the state of some records of batch `seq` (keeping a worse one).
+    pub fn mark(&self, seq: u64, origins: impl IntoIterator<Item = u32>, state: RowState) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.batches.get_mut(&seq) {
+            for r in origins {
+                if let Some(s) = e.states.get_mut(r as usize)
+                    && *s < state
+                {
+                    *s = state;
+                }
+            }
+        }
+    }
+
+    /// A piece of batch `seq` reached its end.
+    pub fn done_piece(&self, seq: u64) {
+        if let Some(e) = self.lock().batches.get_mut(&seq) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+    }
+
+    /// Removes the completed batches at the front and returns the checkpoint
+    /// and accounting they close, if any.
+    pub fn take_committable(&self) -> Option<Committable> {
+        let mut inner = self.lock();
+        let mut closed = Accounting::default();
+        let mut checkpoint = None;
+        while let Some(entry) = inner.batches.first_entry() {
+            if entry.get().pending > 0 {
+                break;
+            }
+            let e = entry.remove();
+            closed.read += e.states.len() as u64;
+            for s in &e.states {
+                match s {
+                    RowState::Filtered => closed.filtered += 1,
+                    RowState::Written => closed.written += 1,
+                    RowState::DeadLettered => closed.dead_lettered += 1,
+                }
+            }
+            checkpoint = Some(e.checkpoint);
+        }
+        checkpoint.map(|checkpoint| Committable { checkpoint, closed })
+    }
+
+    /// Records read so far (committed or not).
+    pub fn read(&self) -> u64 {
+        self.lock().read
+    }
+
+    /// Batches not yet complete.
+    pub fn in_flight(&self) -> usize {
+        self.lock().batches.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_waits_for_the_lowest_incomplete_batch() {
+        let l = Ledger::default();
+        l.open(0, 2, b"a".to_vec());
+        l.open(1, 1, b"b".to_vec());
+        // Batch 1 completes first: nothing may be committed yet.
+        l.mark(1, [0], RowState::Written);
+        l.done_piece(1);
+        assert_eq!(l.take_committable(), None);
+        // Batch 0 forwards to two sinks, one rejects a record.
+        l.add_piece(0);
+        l.add_piece(0);
+        l.done_piece(0);
+        l.mark(0, [0, 1], RowState::Written);
+        l.done_piece(0);
+        assert_eq!(l.take_committable(), None);
+        l.mark(0, [1], RowState::DeadLettered);
+        l.mark(0, [1], RowState::Written);
+        l.done_piece(0);
+        let c = l.take_committable().expect("both batches complete");
+        assert_eq!(c.checkpoint, b"b".to_vec());
+        assert_eq!(c.closed, Accounting { read: 3, written: 2, dead_lettered: 1, filtered: 0 });
+        assert!(c.closed.balances());
+        assert_eq!(l.in_flight(), 0);
+    }
+
+    #[test]
+    fn records_nobody_took_are_filtered() {
+        let l = Ledger::default();
+        l.open(7, 3, vec![]);
+        l.mark(7, [2], RowState::Written);
+        l.done_piece(7);
+        let c = l.take_committable().expect("complete");
+        assert_eq!(c.closed, Accounting { read: 3, written: 1, dead_lettered: 0, filtered: 2 });
+    }
+}

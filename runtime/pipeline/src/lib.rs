@@ -1,0 +1,79 @@
+//! ferry-pipeline: turns a manifest into a running pipeline and accounts for
+//! every record.
+//!
+//! - [`plan`]: manifest + loaded components -> a checked graph of stages
+//!   (digests, exported worlds, granted folders), every problem reported at
+//!   once against the manifest's lines.
+//! - [`run`](run::run): one tokio task per stage, bounded channels of
+//!   columnar batches between them (backpressure), retries and isolation of
+//!   failing records, dead letters with their reason, stage and plugin digest.
+//! - [`ledger`]: the state of every source record; a source checkpoint is
+//!   committed only when every record before it reached a final state
+//!   (written by every sink of its route, dead-lettered, or filtered on
+//!   purpose), together with the accounting it closes, so
+//!   `read = written + dead_lettered + filtered` holds for every run.
+//! - [`route`]: conditional routing (`when`) over a batch's columns.
+
+pub mod ledger;
+pub mod plan;
+pub mod route;
+pub mod run;
+
+use ferry_host::CallError;
+
+pub use plan::{Plan, PlannedStage, plan};
+pub use run::{LiveStatus, RunOptions, RunReport, run};
+
+/// Why a pipeline did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A plugin could not be opened (bad config, a trap in `open`).
+    #[error("stage `{stage}`: {source}")]
+    Open {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        #[source]
+        source: Box<ferry_host::HostError>,
+    },
+    /// The source failed in a way that cannot be retried.
+    #[error("source `{stage}` failed: {error}")]
+    Source {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        error: CallError,
+    },
+    /// A sink could not make its writes durable.
+    #[error("sink `{stage}` could not flush: {error}; unflushed records will be read again on the next run")]
+    Flush {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        error: CallError,
+    },
+    /// A route with `on_invalid = "stop"` met an invalid record.
+    #[error("stopped at stage `{stage}` on invalid record `{key}`: {detail} (the route says on_invalid = \"stop\")")]
+    Stopped {
+        /// The stage.
+        stage: String,
+        /// The record's key.
+        key: String,
+        /// Why it is invalid.
+        detail: String,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] ferry_state::StateError),
+    /// A bug in ferry.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The run ended early; what it committed is in the report.
+    #[error("{error}")]
+    Failed {
+        /// What the run committed before it failed.
+        report: Box<RunReport>,
+        /// Why it failed.
+        error: Box<PipelineError>,
+    },
+}

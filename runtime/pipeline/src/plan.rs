@@ -1,0 +1,208 @@
+//! From a manifest to a checked graph of stages, with every plugin loaded.
+//!
+//! Nothing runs until the whole plan is valid: every plugin file exists and
+//! is a component, its digest matches the manifest's `sha256` when one is
+//! given, it exports the interface its `kind` needs, and every granted host
+//! folder exists. All problems are reported at once, each pointing at the
+//! manifest line it comes from.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_host::{Component, FileGrant, HostError, InstanceSpec, PluginWorld, Runtime};
+use ferry_manifest::{Access, Condition, Diagnostic, Manifest, ManifestError, OnInvalid, PluginKind};
+
+/// A stage of a planned pipeline.
+pub struct PlannedStage {
+    /// Its name in the manifest.
+    pub name: String,
+    /// What it does.
+    pub kind: PluginKind,
+    /// The loaded component.
+    pub component: Component,
+    /// How to build its instance.
+    pub spec: InstanceSpec,
+    /// What to do with records it finds invalid (mappers and validators).
+    pub on_invalid: OnInvalid,
+    /// Where its output goes.
+    pub outputs: Vec<Output>,
+}
+
+/// An edge of the stage graph.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Only records matching this go along the edge.
+    pub when: Option<Condition>,
+    /// Index of the receiving stage in [`Plan::stages`].
+    pub to: usize,
+}
+
+/// A checked pipeline, ready to run.
+pub struct Plan {
+    /// The pipeline's name.
+    pub name: String,
+    /// The manifest it came from.
+    pub manifest: Manifest,
+    /// Every stage; the source is at index 0 and each stage comes after the
+    /// stage that feeds it.
+    pub stages: Vec<PlannedStage>,
+}
+
+/// Builds the plan: loads every plugin and checks everything that needs the
+/// wasm files.
+pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError> {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut loaded: HashMap<PathBuf, Result<Component, String>> = HashMap::new();
+    let mut components: HashMap<String, Component> = HashMap::new();
+
+    for (name, plugin) in &manifest.plugins {
+        let result = loaded
+            .entry(plugin.wasm.clone())
+            .or_insert_with(|| Component::load(runtime, &plugin.wasm).map_err(|e| describe_load_error(&e)))
+            .clone();
+        let component = match result {
+            Ok(c) => c,
+            Err(detail) => {
+                let hint = if plugin.wasm.exists() {
+                    "build it again, or point `wasm` at a component built for wasm32-wasip2".to_string()
+                } else {
+                    "build the plugins (`bash plugins/build.sh`) or fix the path; it is relative to the manifest's folder".to_string()
+                };
+                diagnostics.push(manifest.diagnostic(plugin.spans.wasm, format!("plugin `{name}`: {detail}"), Some(hint)));
+                continue;
+            }
+        };
+        if let Some(expected) = &plugin.sha256
+            && expected != component.digest()
+        {
+            diagnostics.push(manifest.diagnostic(
+                plugin.spans.sha256.unwrap_or_else(|| plugin.spans.wasm),
+                format!(
+                    "plugin `{name}`: {} has sha256 {}, the manifest expects {expected}",
+                    plugin.wasm.display(),
+                    component.digest()
+                ),
+                Some("if the new build is intended, put its digest in `sha256`; otherwise restore the expected file".to_string()),
+            ));
+        }
+        let world = world_of(plugin.kind);
+        if !component.exports(world) {
+            let found: Vec<String> = component.info().worlds.iter().map(|w| format!("`{w}`")).collect();
+            let found = if found.is_empty() { "no ferry plugin interface".to_string() } else { found.join(", ") };
+            diagnostics.push(manifest.diagnostic(
+                plugin.spans.kind,
+                format!(
+                    "plugin `{name}` is declared as a {} but {} exports {found}",
+                    plugin.kind,
+                    plugin.wasm.display()
+                ),
+                Some(format!("use a component that exports `{}`, or change `kind`", world.qualified())),
+            ));
+        }
+        for grant in &plugin.grants.files {
+            if !grant.host.is_dir() {
+                diagnostics.push(manifest.diagnostic(
+                    grant.span,
+                    format!(
+                        "plugin `{name}`: granted folder {} does not exist",
+                        grant.host.display()
+                    ),
+                    Some("create it, or fix `host`; it is relative to the manifest's folder".to_string()),
+                ));
+            }
+        }
+        components.insert(name.clone(), component);
+    }
+    if !diagnostics.is_empty() {
+        return Err(manifest.error(diagnostics));
+    }
+
+    // The manifest crate has checked the routes form a tree rooted at the one
+    // source; lay it out so every stage comes after its feeder.
+    let mut order: Vec<String> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut outputs: Vec<Vec<Output>> = Vec::new();
+    let mut on_invalid: HashMap<String, OnInvalid> = HashMap::new();
+    let mut add = |name: &str, order: &mut Vec<String>, outputs: &mut Vec<Vec<Output>>| -> usize {
+        *index.entry(name.to_string()).or_insert_with(|| {
+            order.push(name.to_string());
+            outputs.push(Vec::new());
+            order.len() - 1
+        })
+    };
+    let Some(source) = manifest.source_plugin().map(|p| p.name.clone()) else {
+        return Err(manifest.error(Vec::new()));
+    };
+    add(&source, &mut order, &mut outputs);
+    for route in &manifest.routes {
+        let from = add(&route.from, &mut order, &mut outputs);
+        let mut prev = from;
+        let mut when = route.when.clone();
+        for step in &route.through {
+            on_invalid.insert(step.clone(), route.on_invalid);
+            let i = add(step, &mut order, &mut outputs);
+            outputs[prev].push(Output { when: when.take(), to: i });
+            prev = i;
+        }
+        for sink in &route.to {
+            let i = add(sink, &mut order, &mut outputs);
+            outputs[prev].push(Output { when: when.clone(), to: i });
+        }
+    }
+
+    let mut stages = Vec::with_capacity(order.len());
+    for (name, outs) in order.into_iter().zip(outputs) {
+        let Some(plugin) = manifest.plugins.get(&name) else { continue };
+        let Some(component) = components.get(&name) else { continue };
+        stages.push(PlannedStage {
+            kind: plugin.kind,
+            component: component.clone(),
+            spec: InstanceSpec {
+                pipeline: manifest.pipeline.name.clone(),
+                stage: name.clone(),
+                config: plugin.config.to_string(),
+                files: plugin
+                    .grants
+                    .files
+                    .iter()
+                    .map(|g| FileGrant {
+                        host: g.host.clone(),
+                        guest: g.guest.clone(),
+                        writable: g.mode == Access::ReadWrite,
+                    })
+                    .collect(),
+                memory_bytes: plugin.grants.memory_mb as usize * 1024 * 1024,
+                timeout: plugin.grants.timeout.max(Duration::from_millis(1)),
+            },
+            on_invalid: on_invalid.get(&name).copied().unwrap_or(OnInvalid::DeadLetter),
+            outputs: outs,
+            name,
+        });
+    }
+    Ok(Plan {
+        name: manifest.pipeline.name.clone(),
+        manifest,
+        stages,
+    })
+}
+
+/// The interface a stage of this kind needs.
+pub fn world_of(kind: PluginKind) -> PluginWorld {
+    match kind {
+        PluginKind::Source => PluginWorld::Source,
+        PluginKind::Sink => PluginWorld::Sink,
+        PluginKind::Mapper => PluginWorld::Mapper,
+        PluginKind::Validator => PluginWorld::Validator,
+        PluginKind::Resolver => PluginWorld::Resolver,
+    }
+}
+
+fn describe_load_error(e: &HostError) -> String {
+    match e {
+        HostError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "the wasm file does not exist".to_string()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,797 @@
+//! Running a planned pipeline: one tokio task per stage, bounded channels of
+//! batches between them, a committer that turns completed batches into
+//! durable checkpoints.
+//!
+//! ```text
+//!   source ──batch──▶ mapper ──▶ validator ──▶ sink ─┐
+//!     ▲                  │           │    └─when─▶ sink ─┤ flush, then
+//!     │ commit(cp)       ▼           ▼                  │ pieces done
+//!     └──── committer ◀─ ledger ◀── dead letters ◀──────┘
+//! ```
+//!
+//! Plugin calls are synchronous WebAssembly calls; each runs inside
+//! `block_in_place`, so a stage owns its Store without moving it between
+//! threads and the other stages keep running on the other workers. A call
+//! that fails is retried (retryable errors) or split in halves until the
+//! failing records are isolated (traps, fatal errors, malformed output), so
+//! one poison record goes to the dead-letter store and its batch-mates go on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry_host::batch::BatchExt;
+use ferry_host::{
+    Batch, CallError, MapperInstance, SinkInstance, SourceInstance, SourceStatus, ValidatorInstance,
+};
+use ferry_manifest::{Mode, OnInvalid, PluginKind};
+use ferry_state::{Accounting, DeadLetter, StateStore, now_us};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::ledger::{Ledger, RowState};
+use crate::plan::{Output, Plan, PlannedStage};
+use crate::PipelineError;
+
+/// How many batches may wait between two stages before the sender waits.
+const CHANNEL_DEPTH: usize = 4;
+/// Attempts for a call that fails with a retryable error.
+const RETRIES: u32 = 3;
+/// First retry delay; doubled each time.
+const RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Consecutive failed rebuilds of a source before the pipeline stops.
+const SOURCE_FAULT_LIMIT: u32 = 3;
+
+/// Live counters of a running pipeline, for progress displays.
+#[derive(Debug, Default)]
+pub struct LiveStatus {
+    /// Records read by the source.
+    pub read: AtomicU64,
+    /// Records written (committed).
+    pub written: AtomicU64,
+    /// Records dead-lettered (committed).
+    pub dead_lettered: AtomicU64,
+    /// Records filtered (committed).
+    pub filtered: AtomicU64,
+    /// Plugin instances rebuilt after a trap.
+    pub rebuilds: AtomicU64,
+}
+
+impl LiveStatus {
+    /// A snapshot of the committed counts.
+    pub fn committed(&self) -> Accounting {
+        Accounting {
+            read: self.written.load(Ordering::Relaxed)
+                + self.dead_lettered.load(Ordering::Relaxed)
+                + self.filtered.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            filtered: self.filtered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How a run is driven from outside.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Becomes `true` when the pipeline should stop reading and drain
+    /// (Ctrl-C in follow mode).
+    pub shutdown: watch::Receiver<bool>,
+    /// Counters updated while it runs.
+    pub status: Arc<LiveStatus>,
+}
+
+impl RunOptions {
+    /// Options with no shutdown signal.
+    pub fn new() -> (Self, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(false);
+        (
+            RunOptions {
+                shutdown: rx,
+                status: Arc::new(LiveStatus::default()),
+            },
+            tx,
+        )
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The run's id in the state store.
+    pub run_id: i64,
+    /// Counts of this run's committed records.
+    pub accounting: Accounting,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// Plugin instances rebuilt after traps.
+    pub rebuilds: u64,
+}
+
+struct Envelope {
+    seq: u64,
+    batch: Batch,
+    /// For each record, its index in source batch `seq`.
+    origins: Vec<u32>,
+}
+
+/// What every stage task shares.
+#[derive(Clone)]
+struct Shared {
+    pipeline: Arc<str>,
+    ledger: Arc<Ledger>,
+    state: Arc<dyn StateStore>,
+    progress: Arc<Notify>,
+    status: Arc<LiveStatus>,
+}
+
+/// Where a stage sends its output.
+struct Router {
+    outputs: Vec<(Output, mpsc::Sender<Envelope>)>,
+}
+
+impl Router {
+    /// Sends the records of `batch` along every edge whose condition they
+    /// meet. Each send is a new piece of source batch `seq`.
+    async fn forward(&self, shared: &Shared, seq: u64, batch: Batch, origins: Vec<u32>) -> Result<(), PipelineError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.len();
+        let mut batch = Some(batch);
+        let mut origins = Some(origins);
+        let last = self.outputs.len().saturating_sub(1);
+        for (i, (output, tx)) in self.outputs.iter().enumerate() {
+            let Some(current) = batch.as_ref() else { break };
+            let rows = output.when.as_ref().map(|c| crate::route::select(current, c));
+            let env = match rows {
+                Some(rows) if rows.is_empty() => continue,
+                Some(rows) if rows.len() < n => {
+                    let o = origins.as_deref().unwrap_or(&[]);
+                    Envelope {
+                        seq,
+                        batch: current.take(&rows),
+                        origins: rows.iter().map(|&r| o.get(r as usize).copied().unwrap_or(0)).collect(),
+                    }
+                }
+                // Every record goes: the last edge takes the batch itself.
+                _ if i == last => Envelope {
+                    seq,
+                    batch: batch.take().unwrap_or_else(Batch::empty),
+                    origins: origins.take().unwrap_or_default(),
+                },
+                _ => Envelope {
+                    seq,
+                    batch: current.clone(),
+                    origins: origins.clone().unwrap_or_default(),
+                },
+            };
+            shared.ledger.add_piece(seq);
+            if tx.send(env).await.is_err() {
+                shared.ledger.done_piece(seq);
+                return Err(PipelineError::Internal("a stage stopped before its input ended".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a plan to its end (`once`) or until shutdown (`follow`), on the
+/// current tokio runtime, which must be multi-threaded.
+pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let pipeline: Arc<str> = Arc::from(plan.name.as_str());
+    let source_name = plan
+        .stages
+        .first()
+        .map(|s| s.name.clone())
+        .ok_or_else(|| PipelineError::Internal("a plan without a source".into()))?;
+    let checkpoint = state.checkpoint(&pipeline, &source_name)?;
+    let run_id = state.start_run(&pipeline)?;
+    let shared = Shared {
+        pipeline: Arc::clone(&pipeline),
+        ledger: Arc::new(Ledger::default()),
+        state: Arc::clone(&state),
+        progress: Arc::new(Notify::new()),
+        status: Arc::clone(&options.status),
+    };
+
+    // Channels: one input per stage but the source; built back to front so
+    // every stage's router holds its children's senders.
+    let mut receivers: Vec<Option<mpsc::Receiver<Envelope>>> = Vec::new();
+    let mut senders: Vec<Option<mpsc::Sender<Envelope>>> = Vec::new();
+    for i in 0..plan.stages.len() {
+        if i == 0 {
+            receivers.push(None);
+            senders.push(None);
+        } else {
+            let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+            receivers.push(Some(rx));
+            senders.push(Some(tx));
+        }
+    }
+    let (committed_tx, committed_rx) = watch::channel::<Option<Vec<u8>>>(None);
+    let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
+    let manifest = &plan.manifest;
+    let mode = manifest.pipeline.mode;
+    let max_records = manifest.pipeline.batch.max_records;
+    let max_wait = manifest.pipeline.batch.max_wait;
+    let poll_interval = manifest.pipeline.poll_interval;
+
+    // Build every instance first, so a failing `open` stops the run before
+    // anything is read.
+    let mut built = Vec::with_capacity(plan.stages.len());
+    for stage in &plan.stages {
+        built.push(build(stage, if stage.kind == PluginKind::Source { checkpoint.clone() } else { None })?);
+    }
+    for (i, (stage, instance)) in plan.stages.iter().zip(built).enumerate() {
+        let router = Router {
+            outputs: stage
+                .outputs
+                .iter()
+                .filter_map(|o| senders.get(o.to).and_then(|s| s.clone()).map(|tx| (o.clone(), tx)))
+                .collect(),
+        };
+        let ctx = StageCtx {
+            shared: shared.clone(),
+            stage: stage.name.clone(),
+            digest: stage.component.digest().to_string(),
+            on_invalid: stage.on_invalid,
+        };
+        let input = receivers.get_mut(i).and_then(Option::take);
+        match (instance, input) {
+            (Instance::Source(src), _) => {
+                let source = SourceTask {
+                    ctx,
+                    router,
+                    instance: src,
+                    mode,
+                    max_records,
+                    poll_interval,
+                    shutdown: options.shutdown.clone(),
+                    committed: committed_rx.clone(),
+                };
+                tasks.spawn(source.run());
+            }
+            (Instance::Mapper(m), Some(rx)) => {
+                tasks.spawn(step_task(ctx, router, rx, Step::Mapper(m)));
+            }
+            (Instance::Validator(v), Some(rx)) => {
+                tasks.spawn(step_task(ctx, router, rx, Step::Validator(v)));
+            }
+            (Instance::Sink(s), Some(rx)) => {
+                tasks.spawn(sink_task(ctx, rx, s, max_wait));
+            }
+            _ => return Err(PipelineError::Internal(format!("stage `{}` has no input", stage.name))),
+        }
+    }
+    drop(senders);
+
+    // The committer: whenever pieces complete, commit what can be committed.
+    let (done_tx, mut done_rx) = watch::channel(false);
+    let committer = {
+        let shared = shared.clone();
+        let pipeline = Arc::clone(&pipeline);
+        let source_name = source_name.clone();
+        tokio::spawn(async move {
+            let mut total = Accounting::default();
+            loop {
+                let finishing = *done_rx.borrow();
+                if let Some(c) = shared.ledger.take_committable() {
+                    tokio::task::block_in_place(|| {
+                        shared.state.commit(run_id, &pipeline, &source_name, &c.checkpoint, &c.closed)
+                    })?;
+                    total.add(&c.closed);
+                    let s = &shared.status;
+                    s.written.fetch_add(c.closed.written, Ordering::Relaxed);
+                    s.dead_lettered.fetch_add(c.closed.dead_lettered, Ordering::Relaxed);
+                    s.filtered.fetch_add(c.closed.filtered, Ordering::Relaxed);
+                    let _ = committed_tx.send(Some(c.checkpoint));
+                }
+                if finishing {
+                    return Ok::<Accounting, PipelineError>(total);
+                }
+                tokio::select! {
+                    _ = shared.progress.notified() => {}
+                    _ = done_rx.changed() => {}
+                }
+            }
+        })
+    };
+
+    let mut failure: Option<PipelineError> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.unwrap_or_else(|e| Err(PipelineError::Internal(format!("a stage task died: {e}"))));
+        if let Err(e) = result
+            && failure.is_none()
+        {
+            failure = Some(e);
+            tasks.abort_all();
+        }
+    }
+    let _ = done_tx.send(true);
+    shared.progress.notify_one();
+    let accounting = match committer.await {
+        Ok(Ok(total)) => total,
+        Ok(Err(e)) => {
+            failure.get_or_insert(e);
+            Accounting::default()
+        }
+        Err(e) => {
+            failure.get_or_insert(PipelineError::Internal(format!("the committer died: {e}")));
+            Accounting::default()
+        }
+    };
+    let status = match &failure {
+        None => "finished".to_string(),
+        Some(e) => format!("failed: {e}"),
+    };
+    state.finish_run(run_id, &status)?;
+    let report = RunReport {
+        pipeline: pipeline.to_string(),
+        run_id,
+        accounting,
+        elapsed: started.elapsed(),
+        rebuilds: options.status.rebuilds.load(Ordering::Relaxed),
+    };
+    match failure {
+        None => Ok(report),
+        Some(error) => Err(PipelineError::Failed { report: Box::new(report), error: Box::new(error) }),
+    }
+}
+
+enum Instance {
+    Source(SourceInstance),
+    Sink(SinkInstance),
+    Mapper(MapperInstance),
+    Validator(ValidatorInstance),
+}
+
+fn build(stage: &PlannedStage, checkpoint: Option<Vec<u8>>) -> Result<Instance, PipelineError> {
+    let spec = stage.spec.clone();
+    let c = &stage.component;
+    let open = |e| PipelineError::Open { stage: stage.name.clone(), source: Box::new(e) };
+    Ok(match stage.kind {
+        PluginKind::Source => Instance::Source(SourceInstance::new(c, spec, checkpoint).map_err(open)?),
+        PluginKind::Sink => Instance::Sink(SinkInstance::new(c, spec, None).map_err(open)?),
+        PluginKind::Mapper => Instance::Mapper(MapperInstance::new(c, spec, None).map_err(open)?),
+        PluginKind::Validator => Instance::Validator(ValidatorInstance::new(c, spec, None).map_err(open)?),
+        PluginKind::Resolver => {
+            return Err(PipelineError::Internal(format!("resolver `{}` cannot be a route stage", stage.name)));
+        }
+    })
+}
+
+/// A stage's identity and what it shares with the others.
+struct StageCtx {
+    shared: Shared,
+    stage: String,
+    digest: String,
+    on_invalid: OnInvalid,
+}
+
+impl StageCtx {
+    /// Stores dead letters for `rows` of `batch` and marks their source
+    /// records dead-lettered.
+    fn dead_letter(
+        &self,
+        env: &Envelope,
+        batch: &Batch,
+        rows: &[(u32, String)],
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), PipelineError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let now = now_us();
+        let letters: Vec<DeadLetter> = rows
+            .iter()
+            .map(|(row, detail)| DeadLetter {
+                id: 0,
+                pipeline: self.shared.pipeline.to_string(),
+                stage: self.stage.clone(),
+                plugin_digest: self.digest.clone(),
+                reason: reason.to_string(),
+                detail: detail.clone(),
+                key: batch.key(*row as usize).to_string(),
+                record: batch.row_json(*row as usize),
+                attempts,
+                created_at_us: now,
+            })
+            .collect();
+        tokio::task::block_in_place(|| self.shared.state.add_dead_letters(&letters))?;
+        self.shared.ledger.mark(
+            env.seq,
+            rows.iter().filter_map(|(r, _)| env.origins.get(*r as usize).copied()),
+            RowState::DeadLettered,
+        );
+        Ok(())
+    }
+
+    /// Applies the route's `on_invalid` to records a mapper or validator
+    /// refused.
+    fn invalid(&self, env: &Envelope, batch: &Batch, rows: &[(u32, String)], reason: &str) -> Result<(), PipelineError> {
+        match self.on_invalid {
+            OnInvalid::DeadLetter => self.dead_letter(env, batch, rows, reason, 1),
+            // Nothing to do: a record nobody takes is counted as filtered.
+            OnInvalid::Drop => Ok(()),
+            OnInvalid::Stop => match rows.first() {
+                None => Ok(()),
+                Some((row, detail)) => Err(PipelineError::Stopped {
+                    stage: self.stage.clone(),
+                    key: batch.key(*row as usize).to_string(),
+                    detail: detail.clone(),
+                }),
+            },
+        }
+    }
+
+    fn fail_part(&self, env: &Envelope, batch: &Batch, part: &Part<impl Sized>, error: &CallError) -> Result<(), PipelineError> {
+        let b = part.sub.as_ref().unwrap_or(batch);
+        let rows: Vec<(u32, String)> = (0..b.len() as u32)
+            .map(|r| (part.rows[r as usize], error.to_string()))
+            .collect();
+        self.dead_letter(env, batch, &rows, error.reason(), part.attempts)
+    }
+}
+
+/// A sub-batch a call was made on, and how it went.
+struct Part<R> {
+    /// Indices into the stage's input batch.
+    rows: Vec<u32>,
+    /// The sub-batch, when it is not the whole input.
+    sub: Option<Batch>,
+    result: Result<R, CallError>,
+    attempts: u32,
+}
+
+/// Calls `f` on `batch`, retrying retryable errors and splitting the batch in
+/// halves on other failures until the failing records are isolated.
+fn isolate<R>(batch: &Batch, mut f: impl FnMut(&Batch) -> Result<R, CallError>) -> Vec<Part<R>> {
+    let mut parts = Vec::new();
+    let all: Vec<u32> = (0..batch.len() as u32).collect();
+    isolate_into(batch, all, true, &mut f, &mut parts);
+    parts
+}
+
+fn isolate_into<R>(
+    batch: &Batch,
+    rows: Vec<u32>,
+    whole: bool,
+    f: &mut impl FnMut(&Batch) -> Result<R, CallError>,
+    parts: &mut Vec<Part<R>>,
+) {
+    let sub = if whole { None } else { Some(batch.take(&rows)) };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = f(sub.as_ref().unwrap_or(batch));
+        match result {
+            Err(CallError::Retryable(_)) if attempts < RETRIES => {
+                std::thread::sleep(RETRY_DELAY * 2u32.pow(attempts - 1));
+            }
+            Err(CallError::Fault { .. } | CallError::Fatal(_) | CallError::Contract(_)) if rows.len() > 1 => {
+                let (left, right) = rows.split_at(rows.len() / 2);
+                isolate_into(batch, left.to_vec(), false, f, parts);
+                isolate_into(batch, right.to_vec(), false, f, parts);
+                return;
+            }
+            result => {
+                parts.push(Part { rows, sub, result, attempts });
+                return;
+            }
+        }
+    }
+}
+
+fn check_rows(what: &str, rows: impl IntoIterator<Item = u32>, len: usize) -> Result<(), CallError> {
+    for r in rows {
+        if r as usize >= len {
+            return Err(CallError::Contract(format!("{what} names record {r} of a batch of {len}")));
+        }
+    }
+    Ok(())
+}
+
+struct SourceTask {
+    ctx: StageCtx,
+    router: Router,
+    instance: SourceInstance,
+    mode: Mode,
+    max_records: u32,
+    poll_interval: Duration,
+    shutdown: watch::Receiver<bool>,
+    committed: watch::Receiver<Option<Vec<u8>>>,
+}
+
+impl SourceTask {
+    async fn run(mut self) -> Result<(), PipelineError> {
+        let shared = self.ctx.shared.clone();
+        let mut seq = 0u64;
+        let mut faults = 0u32;
+        let mut retries = 0u32;
+        loop {
+            if *self.shutdown.borrow() {
+                return Ok(());
+            }
+            self.tell_committed();
+            let polled = tokio::task::block_in_place(|| self.instance.poll(self.max_records));
+            let polled = match polled {
+                Ok(p) => {
+                    faults = 0;
+                    retries = 0;
+                    p
+                }
+                Err(CallError::Retryable(m)) if retries < RETRIES => {
+                    retries += 1;
+                    tracing::warn!(stage = %self.ctx.stage, "source poll failed, retrying: {m}");
+                    tokio::time::sleep(RETRY_DELAY * 2u32.pow(retries - 1)).await;
+                    continue;
+                }
+                Err(e @ CallError::Fault { .. }) if faults < SOURCE_FAULT_LIMIT => {
+                    faults += 1;
+                    shared.status.rebuilds.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(stage = %self.ctx.stage, "source {e}; rebuilding it from its last checkpoint");
+                    continue;
+                }
+                Err(e) => return Err(PipelineError::Source { stage: self.ctx.stage.clone(), error: e }),
+            };
+            polled.records.check().map_err(|e| PipelineError::Source {
+                stage: self.ctx.stage.clone(),
+                error: CallError::Contract(e),
+            })?;
+            let n = polled.records.len();
+            shared.ledger.open(seq, n, polled.checkpoint.clone());
+            shared.status.read.fetch_add(n as u64, Ordering::Relaxed);
+            self.instance.set_resume_checkpoint(Some(polled.checkpoint));
+            let origins: Vec<u32> = (0..n as u32).collect();
+            self.router.forward(&shared, seq, polled.records, origins).await?;
+            shared.ledger.done_piece(seq);
+            shared.progress.notify_one();
+            seq += 1;
+            match polled.status {
+                SourceStatus::More => {}
+                SourceStatus::Finished => return Ok(()),
+                SourceStatus::CaughtUp => match self.mode {
+                    Mode::Once => return Ok(()),
+                    Mode::Follow => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.poll_interval) => {}
+                            _ = self.shutdown.changed() => {}
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Hands the latest durable checkpoint to the source's `commit`.
+    fn tell_committed(&mut self) {
+        if !self.committed.has_changed().unwrap_or(false) {
+            return;
+        }
+        let checkpoint = self.committed.borrow_and_update().clone();
+        if let Some(cp) = checkpoint
+            && let Err(e) = tokio::task::block_in_place(|| self.instance.commit(&cp))
+        {
+            tracing::warn!(stage = %self.ctx.stage, "source commit failed (records stay safe, they may be read again): {e}");
+        }
+    }
+}
+
+enum Step {
+    Mapper(MapperInstance),
+    Validator(ValidatorInstance),
+}
+
+async fn step_task(ctx: StageCtx, router: Router, mut rx: mpsc::Receiver<Envelope>, mut step: Step) -> Result<(), PipelineError> {
+    while let Some(env) = rx.recv().await {
+        let forward = tokio::task::block_in_place(|| match &mut step {
+            Step::Mapper(m) => map_batch(&ctx, m, &env),
+            Step::Validator(v) => validate_batch(&ctx, v, &env),
+        })?;
+        for (batch, origins) in forward {
+            router.forward(&ctx.shared, env.seq, batch, origins).await?;
+        }
+        ctx.shared.ledger.done_piece(env.seq);
+        ctx.shared.progress.notify_one();
+    }
+    let rebuilds = match &step {
+        Step::Mapper(m) => m.rebuilds(),
+        Step::Validator(v) => v.rebuilds(),
+    };
+    ctx.shared.status.rebuilds.fetch_add(rebuilds, Ordering::Relaxed);
+    Ok(())
+}
+
+type Forward = Vec<(Batch, Vec<u32>)>;
+
+fn map_batch(ctx: &StageCtx, mapper: &mut MapperInstance, env: &Envelope) -> Result<Forward, PipelineError> {
+    let parts = isolate(&env.batch, |b| {
+        let mapped = mapper.map(b)?;
+        mapped.records.check().map_err(CallError::Contract)?;
+        if mapped.derived_from.len() != mapped.records.len() {
+            return Err(CallError::Contract(format!(
+                "derived-from has {} entries for {} output records",
+                mapped.derived_from.len(),
+                mapped.records.len()
+            )));
+        }
+        check_rows("derived-from", mapped.derived_from.iter().copied(), b.len())?;
+        check_rows("rejected", mapped.rejected.iter().map(|r| r.row), b.len())?;
+        Ok(mapped)
+    });
+    let mut forward = Vec::new();
+    for part in parts {
+        match &part.result {
+            Ok(mapped) => {
+                let rejected: Vec<(u32, String)> =
+                    mapped.rejected.iter().map(|r| (part.rows[r.row as usize], r.reason.clone())).collect();
+                ctx.invalid(env, &env.batch, &rejected, "rejected")?;
+                let origins = mapped
+                    .derived_from
+                    .iter()
+                    .map(|&d| env.origins.get(part.rows[d as usize] as usize).copied().unwrap_or(0))
+                    .collect();
+                if let Ok(mapped) = part.result {
+                    forward.push((mapped.records, origins));
+                }
+            }
+            Err(e) => ctx.fail_part(env, &env.batch, &part, e)?,
+        }
+    }
+    Ok(forward)
+}
+
+fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &Envelope) -> Result<Forward, PipelineError> {
+    let parts = isolate(&env.batch, |b| {
+        let violations = validator.validate(b)?;
+        check_rows("a violation", violations.iter().map(|v| v.row), b.len())?;
+        Ok(violations)
+    });
+    let mut forward = Vec::new();
+    for part in parts {
+        let batch = part.sub.as_ref().unwrap_or(&env.batch);
+        match &part.result {
+            Ok(violations) if violations.is_empty() => {
+                let origins = part.rows.iter().map(|&r| env.origins.get(r as usize).copied().unwrap_or(0)).collect();
+                forward.push((batch.clone(), origins));
+            }
+            Ok(violations) => {
+                // Every violation of a record, in one reason.
+                let mut reasons: Vec<Option<String>> = vec![None; batch.len()];
+                for v in violations {
+                    let text = match &v.field {
+                        Some(f) => format!("{f}: {} ({})", v.message, v.rule),
+                        None => format!("{} ({})", v.message, v.rule),
+                    };
+                    let slot = &mut reasons[v.row as usize];
+                    match slot {
+                        Some(s) => {
+                            s.push_str("; ");
+                            s.push_str(&text);
+                        }
+                        None => *slot = Some(text),
+                    }
+                }
+                let invalid: Vec<(u32, String)> = reasons
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.as_ref().map(|r| (part.rows[i], r.clone())))
+                    .collect();
+                ctx.invalid(env, &env.batch, &invalid, "invalid")?;
+                let valid: Vec<u32> = (0..batch.len() as u32).filter(|&i| reasons[i as usize].is_none()).collect();
+                if !valid.is_empty() {
+                    let origins = valid
+                        .iter()
+                        .map(|&i| env.origins.get(part.rows[i as usize] as usize).copied().unwrap_or(0))
+                        .collect();
+                    forward.push((batch.take(&valid), origins));
+                }
+            }
+            Err(e) => ctx.fail_part(env, &env.batch, &part, e)?,
+        }
+    }
+    Ok(forward)
+}
+
+/// Written records waiting for the next flush.
+struct Unflushed {
+    pieces: Vec<(u64, Vec<u32>)>,
+    since: Option<Instant>,
+}
+
+async fn sink_task(ctx: StageCtx, mut rx: mpsc::Receiver<Envelope>, mut sink: SinkInstance, max_wait: Duration) -> Result<(), PipelineError> {
+    let mut unflushed = Unflushed { pieces: Vec::new(), since: None };
+    loop {
+        let deadline = unflushed.since.map(|s| s + max_wait);
+        let env = tokio::select! {
+            env = rx.recv() => env,
+            _ = sleep_until(deadline) => {
+                flush(&ctx, &mut sink, &mut unflushed)?;
+                continue;
+            }
+        };
+        let Some(env) = env else { break };
+        let written = tokio::task::block_in_place(|| write_batch(&ctx, &mut sink, &env))?;
+        unflushed.pieces.push((env.seq, written));
+        unflushed.since.get_or_insert_with(Instant::now);
+    }
+    flush(&ctx, &mut sink, &mut unflushed)?;
+    ctx.shared.status.rebuilds.fetch_add(sink.rebuilds(), Ordering::Relaxed);
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Makes the sink's writes durable, then marks their records written and
+/// completes their pieces.
+fn flush(ctx: &StageCtx, sink: &mut SinkInstance, unflushed: &mut Unflushed) -> Result<(), PipelineError> {
+    if unflushed.pieces.is_empty() {
+        return Ok(());
+    }
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match tokio::task::block_in_place(|| sink.flush()) {
+            Ok(()) => break,
+            Err(CallError::Retryable(_)) if attempts < RETRIES => {
+                std::thread::sleep(RETRY_DELAY * 2u32.pow(attempts - 1));
+            }
+            // Unflushed writes may be lost: stop without committing them, so
+            // they are read again on the next run.
+            Err(error) => return Err(PipelineError::Flush { stage: ctx.stage.clone(), error }),
+        }
+    }
+    for (seq, written) in unflushed.pieces.drain(..) {
+        ctx.shared.ledger.mark(seq, written, RowState::Written);
+        ctx.shared.ledger.done_piece(seq);
+    }
+    unflushed.since = None;
+    ctx.shared.progress.notify_one();
+    Ok(())
+}
+
+/// Writes a batch; returns the source rows written (not yet flushed).
+fn write_batch(ctx: &StageCtx, sink: &mut SinkInstance, env: &Envelope) -> Result<Vec<u32>, PipelineError> {
+    let parts = isolate(&env.batch, |b| {
+        let report = sink.write(b)?;
+        check_rows("rejected", report.rejected.iter().map(|r| r.row), b.len())?;
+        check_rows("conflicts", report.conflicts.iter().map(|r| r.row), b.len())?;
+        Ok(report)
+    });
+    let mut written = Vec::with_capacity(env.batch.len());
+    for part in parts {
+        match &part.result {
+            Ok(report) => {
+                let rejected: Vec<(u32, String)> =
+                    report.rejected.iter().map(|r| (part.rows[r.row as usize], r.reason.clone())).collect();
+                ctx.dead_letter(env, &env.batch, &rejected, "rejected", part.attempts)?;
+                let conflicts: Vec<(u32, String)> =
+                    report.conflicts.iter().map(|r| (part.rows[r.row as usize], r.reason.clone())).collect();
+                ctx.dead_letter(env, &env.batch, &conflicts, "conflict", part.attempts)?;
+                let mut refused = vec![false; part.rows.len()];
+                for r in report.rejected.iter().chain(&report.conflicts) {
+                    refused[r.row as usize] = true;
+                }
+                written.extend(
+                    part.rows
+                        .iter()
+                        .zip(refused)
+                        .filter(|(_, refused)| !refused)
+                        .filter_map(|(&r, _)| env.origins.get(r as usize).copied()),
+                );
+            }
+            Err(e) => ctx.fail_part(env, &env.batch, &part, e)?,
+        }
+    }
+    Ok(written)
+}
