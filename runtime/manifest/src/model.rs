@@ -1,0 +1,412 @@
+//! The resolved manifest: the types the rest of the runtime reads.
+//!
+//! Everything here has been checked: names are valid and refer to declared
+//! plugins of the right kind, defaults are filled in, numbers are in range, paths
+//! are resolved against the manifest's folder, and routes form a tree rooted at
+//! the one source. Spans are kept so later stages (the planner, which opens the
+//! wasm files and checks digests) can point at the line that caused a problem.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::diagnostic::{Diagnostic, ManifestError, SourceFile, Span};
+
+/// A checked pipeline manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The manifest's path, as the caller gave it.
+    pub path: PathBuf,
+    /// The folder holding the manifest (`.` for a bare file name); relative
+    /// paths in the manifest are resolved against it.
+    pub dir: PathBuf,
+    /// The `[pipeline]` table.
+    pub pipeline: Pipeline,
+    /// Every `[plugins.<name>]` table, in the order the manifest declares them.
+    pub plugins: IndexMap<String, Plugin>,
+    /// Every `[[routes]]` table, in the manifest's order.
+    pub routes: Vec<Route>,
+    pub(crate) source: Arc<SourceFile>,
+}
+
+impl Manifest {
+    /// The manifest's text, as it was parsed.
+    pub fn source_text(&self) -> &str {
+        self.source.text()
+    }
+
+    /// A diagnostic pointing at `span` of this manifest, rendered like every
+    /// other manifest error. Later stages use it to report problems they find
+    /// (a missing wasm file, a digest mismatch) at the line that caused them.
+    pub fn diagnostic(
+        &self,
+        span: Span,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        self.source.diagnostic(span, message, hint)
+    }
+
+    /// Wraps diagnostics made with [`Manifest::diagnostic`] into the error this
+    /// crate returns, so they print with the `N errors in <path>` summary.
+    pub fn error(&self, mut diagnostics: Vec<Diagnostic>) -> ManifestError {
+        diagnostics.sort_by_key(|d| d.span.start);
+        ManifestError::Invalid {
+            path: self.source.path().to_path_buf(),
+            diagnostics,
+        }
+    }
+
+    /// The plugin declared under `name`.
+    pub fn plugin(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.get(name)
+    }
+
+    /// The pipeline's one source plugin (a checked manifest always has one).
+    pub fn source_plugin(&self) -> Option<&Plugin> {
+        self.plugins
+            .values()
+            .find(|plugin| plugin.kind == PluginKind::Source)
+    }
+}
+
+/// The `[pipeline]` table: how the pipeline as a whole runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    /// The pipeline's name: `[a-z0-9][a-z0-9_-]*`.
+    pub name: String,
+    /// Run once to the end of the source, or keep following it.
+    pub mode: Mode,
+    /// When a batch is cut and sent on.
+    pub batch: BatchPolicy,
+    /// In `follow` mode, how long to wait before polling a caught-up source again.
+    pub poll_interval: Duration,
+    /// The state database (checkpoints, dead letters), resolved against the
+    /// manifest's folder.
+    pub state: PathBuf,
+    /// Where the table's parts are in the manifest.
+    pub spans: PipelineSpans,
+}
+
+/// Where the parts of `[pipeline]` are in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSpans {
+    /// The `[pipeline]` header (or the `pipeline` key of an inline table).
+    pub header: Span,
+    /// The `name` value.
+    pub name: Span,
+    /// The `state` value, when the manifest sets one.
+    pub state: Option<Span>,
+}
+
+/// How a pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// Read the source to its end, deliver everything, stop (`once`).
+    #[default]
+    Once,
+    /// Keep polling the source for new records until stopped (`follow`).
+    Follow,
+}
+
+/// When a batch is cut: at `max_records` records or after `max_wait`, whichever
+/// comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchPolicy {
+    /// Most records in one batch (1 to 65536; default 512).
+    pub max_records: u32,
+    /// Longest time a partial batch waits for more records (default 200 ms).
+    pub max_wait: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            max_records: 512,
+            max_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One `[plugins.<name>]` table: a WebAssembly component and what it may touch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin {
+    /// The plugin's (stage's) name: `[a-z][a-z0-9_-]*`.
+    pub name: String,
+    /// What the plugin does in the pipeline.
+    pub kind: PluginKind,
+    /// The component file, resolved against the manifest's folder (not checked
+    /// to exist here: the planner does that).
+    pub wasm: PathBuf,
+    /// The expected sha256 digest of `wasm`, 64 lowercase hex characters.
+    pub sha256: Option<String>,
+    /// The `config` table as JSON, handed to the plugin's `open`; always an object.
+    pub config: serde_json::Value,
+    /// What the plugin may touch.
+    pub grants: Grants,
+    /// Where the plugin's parts are in the manifest.
+    pub spans: PluginSpans,
+}
+
+/// Where the parts of a plugin table are in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpans {
+    /// The `[plugins.<name>]` header (or the name's key for an inline table).
+    pub header: Span,
+    /// The plugin's name in the header.
+    pub name: Span,
+    /// The `kind` value.
+    pub kind: Span,
+    /// The `wasm` value.
+    pub wasm: Span,
+    /// The `sha256` value, when set.
+    pub sha256: Option<Span>,
+    /// The `config` value, when set.
+    pub config: Option<Span>,
+    /// The `grants` value, when set.
+    pub grants: Option<Span>,
+}
+
+/// What a plugin does in a pipeline; each kind is its own WIT world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    /// Reads records from a system (`source`); a manifest has exactly one.
+    Source,
+    /// Writes records to a system (`sink`).
+    Sink,
+    /// Turns a batch into another batch (`mapper`).
+    Mapper,
+    /// Gives a verdict on each record (`validator`).
+    Validator,
+    /// Settles two-way sync conflicts (`resolver`); not used in routes.
+    Resolver,
+}
+
+impl PluginKind {
+    /// Every kind, in the order the manifest documentation lists them.
+    pub const ALL: [PluginKind; 5] = [
+        PluginKind::Source,
+        PluginKind::Sink,
+        PluginKind::Mapper,
+        PluginKind::Validator,
+        PluginKind::Resolver,
+    ];
+
+    /// The kind as written in a manifest: `source`, `sink`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Source => "source",
+            PluginKind::Sink => "sink",
+            PluginKind::Mapper => "mapper",
+            PluginKind::Validator => "validator",
+            PluginKind::Resolver => "resolver",
+        }
+    }
+
+    /// Whether the kind is a stage that can sit in a route's `through`.
+    pub fn is_transform(self) -> bool {
+        matches!(self, PluginKind::Mapper | PluginKind::Validator)
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Mode {
+    /// The mode as written in a manifest: `once` or `follow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::Follow => "follow",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A plugin's grants: deny by default, so everything it may touch is listed here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grants {
+    /// Host folders the plugin sees, and where.
+    pub files: Vec<FileGrant>,
+    /// Memory limit of the plugin's instance in MiB (1 to 4096; default 64).
+    pub memory_mb: u32,
+    /// Time limit of one call into the plugin (1 ms to 10 min; default 5 s).
+    pub timeout: Duration,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            memory_mb: 64,
+            timeout: Duration::from_millis(5000),
+        }
+    }
+}
+
+/// A host folder made visible to a plugin at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGrant {
+    /// The host folder, resolved against the manifest's folder.
+    pub host: PathBuf,
+    /// Where the plugin sees it: an absolute guest path such as `/in`.
+    pub guest: String,
+    /// Read-only or read-write.
+    pub mode: Access,
+    /// The grant's `{ host = …, guest = … }` table in the manifest.
+    pub span: Span,
+}
+
+/// How a plugin may use a granted folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Access {
+    /// Read only (`ro`, the default).
+    #[default]
+    ReadOnly,
+    /// Read and write (`rw`).
+    ReadWrite,
+}
+
+impl Access {
+    /// The access as written in a manifest: `ro` or `rw`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::ReadOnly => "ro",
+            Access::ReadWrite => "rw",
+        }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[routes]]` table: records from `from`, through the `through` stages in
+/// order, to every sink in `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The source, or (a tap) a mapper or validator in an earlier route's `through`.
+    pub from: String,
+    /// Mappers and validators, in order.
+    pub through: Vec<String>,
+    /// Sinks; each gets every record that reaches the end of the route.
+    pub to: Vec<String>,
+    /// Only records matching this condition take the route.
+    pub when: Option<Condition>,
+    /// What happens to a record a validator on this route rejects.
+    pub on_invalid: OnInvalid,
+    /// The `[[routes]]` header (or the inline table) in the manifest.
+    pub span: Span,
+    /// Where the route's names are in the manifest.
+    pub spans: RouteSpans,
+}
+
+/// Where the names of a route are in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpans {
+    /// The `from` value.
+    pub from: Span,
+    /// Each name in `through`, in order.
+    pub through: Vec<Span>,
+    /// Each name in `to`, in order.
+    pub to: Vec<Span>,
+    /// The `when` table, when set.
+    pub when: Option<Span>,
+}
+
+/// A test on one field of a record: `when = { field = "region", equals = "EU" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The record field tested.
+    pub field: String,
+    /// The test.
+    pub test: Test,
+}
+
+/// The test of a [`Condition`]; a manifest gives exactly one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// The field equals the value (`equals`).
+    Equals(Scalar),
+    /// The field is missing or differs from the value (`not_equals`).
+    NotEquals(Scalar),
+    /// The field equals one of the values (`in`, never empty).
+    In(Vec<Scalar>),
+    /// The field is present (`exists = true`) or absent (`exists = false`).
+    Exists(bool),
+}
+
+/// A value a condition compares a field with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// A string.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for Scalar {
+    /// Shows the value as TOML would write it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Text(text) => write!(f, "{text:?}"),
+            Scalar::Int(int) => write!(f, "{int}"),
+            Scalar::Float(float) => write!(f, "{float:?}"),
+            Scalar::Bool(bool) => write!(f, "{bool}"),
+        }
+    }
+}
+
+/// What happens to a record a validator rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnInvalid {
+    /// Keep it in the dead-letter queue for replay (`dead-letter`, the default).
+    #[default]
+    DeadLetter,
+    /// Count it and let it go (`drop`).
+    Drop,
+    /// Stop the pipeline (`stop`).
+    Stop,
+}
+
+impl OnInvalid {
+    /// The policy as written in a manifest: `dead-letter`, `drop` or `stop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnInvalid::DeadLetter => "dead-letter",
+            OnInvalid::Drop => "drop",
+            OnInvalid::Stop => "stop",
+        }
+    }
+}
+
+impl fmt::Display for OnInvalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The folder relative paths of the manifest at `path` are resolved against.
+pub(crate) fn manifest_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,664 @@
+//! Raw sections to resolved types: keywords, ranges, names, paths, defaults.
+//!
+//! Each function checks one section and reports every problem it finds. What it
+//! could make sense of is returned as a draft, so the semantic rules in
+//! [`crate::rules`] still see a plugin's kind when its digest is malformed, and
+//! a route's names when its `when` is wrong.
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::diagnostic::Span;
+use crate::document::{Collector, KeyPath};
+use crate::model::{
+    Access, BatchPolicy, Condition, FileGrant, Grants, Mode, OnInvalid, Pipeline, PipelineSpans,
+    Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar, Test,
+};
+use crate::raw::{RawBatch, RawGrants, RawPipeline, RawPlugin, RawRoute, RawWhen};
+use crate::suggest::expected_hint;
+
+/// Default `state` path, relative to the manifest's folder.
+const DEFAULT_STATE: &str = ".ferry/state.db";
+/// Default `poll_interval_ms`.
+const DEFAULT_POLL_INTERVAL_MS: i64 = 500;
+
+fn span_of<T>(value: &Spanned<T>) -> Span {
+    value.span().into()
+}
+
+/// A name written in a route, with where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Name {
+    pub text: String,
+    pub span: Span,
+}
+
+impl Name {
+    fn from_spanned(value: &Spanned<String>) -> Self {
+        Self {
+            text: value.get_ref().clone(),
+            span: span_of(value),
+        }
+    }
+}
+
+/// What is known of one declared plugin, even a broken one.
+#[derive(Debug)]
+pub(crate) struct PluginDraft {
+    pub name: String,
+    pub header: Span,
+    /// The kind, unless it is missing or unknown.
+    pub kind: Option<PluginKind>,
+    pub kind_span: Option<Span>,
+    /// The resolved plugin, if everything in it checked out.
+    pub plugin: Option<Plugin>,
+}
+
+/// What is known of one route that could be read.
+#[derive(Debug)]
+pub(crate) struct RouteDraft {
+    pub from: Name,
+    pub through: Vec<Name>,
+    pub to: Vec<Name>,
+    /// Whether the route was read without any error (so its names are all there).
+    pub clean: bool,
+    /// The resolved route, if everything in it checked out.
+    pub route: Option<Route>,
+}
+
+/// Accepts one of a fixed set of words, or reports it with a "did you mean".
+fn keyword<T: Copy>(
+    cx: &mut Collector,
+    value: &Spanned<String>,
+    what: &str,
+    options: &[(&str, T)],
+) -> Option<T> {
+    let text = value.get_ref();
+    if let Some((_, found)) = options.iter().find(|(word, _)| word == text) {
+        return Some(*found);
+    }
+    let words: Vec<&str> = options.iter().map(|(word, _)| *word).collect();
+    cx.error(
+        span_of(value),
+        format!("unknown {what} `{text}`"),
+        Some(expected_hint(text, &words)),
+    );
+    None
+}
+
+/// Accepts an integer in `range`, or reports it.
+fn in_range(
+    cx: &mut Collector,
+    value: &Spanned<i64>,
+    key: &str,
+    range: RangeInclusive<i64>,
+    default: i64,
+) -> Option<i64> {
+    let found = *value.get_ref();
+    if range.contains(&found) {
+        return Some(found);
+    }
+    let bounds = if *range.end() == i64::MAX {
+        format!("at least {}", range.start())
+    } else {
+        format!("between {} and {}", range.start(), range.end())
+    };
+    cx.error(
+        span_of(value),
+        format!("`{key}` must be {bounds}, found {found}"),
+        Some(format!("leave it out for the default, {default}")),
+    );
+    None
+}
+
+/// An optional integer setting: its default, or the checked value.
+fn setting(
+    cx: &mut Collector,
+    value: Option<&Spanned<i64>>,
+    key: &str,
+    range: RangeInclusive<i64>,
+    default: i64,
+) -> Option<i64> {
+    match value {
+        None => Some(default),
+        Some(value) => in_range(cx, value, key, range, default),
+    }
+}
+
+/// A path relative to the manifest's folder; empty paths are refused.
+fn relative_path(
+    cx: &mut Collector,
+    value: &Spanned<String>,
+    key: &str,
+    dir: &Path,
+) -> Option<std::path::PathBuf> {
+    if value.get_ref().is_empty() {
+        cx.error(
+            span_of(value),
+            format!("`{key}` is empty"),
+            Some("give a path, relative to the manifest's folder".to_owned()),
+        );
+        return None;
+    }
+    Some(dir.join(value.get_ref()))
+}
+
+fn millis(value: i64) -> Duration {
+    Duration::from_millis(u64::try_from(value).unwrap_or(0))
+}
+
+/// Whether `name` is `[a-z][a-z0-9_-]*` (or `[a-z0-9]...` with `digit_first`).
+pub(crate) fn is_valid_name(name: &str, digit_first: bool) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || (digit_first && c.is_ascii_digit()));
+    first_ok && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// A valid name close to an invalid one, to offer in a hint.
+fn fixed_name(name: &str, digit_first: bool) -> Option<String> {
+    let lowered: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let fixed = lowered
+        .trim_start_matches(|c: char| {
+            !(c.is_ascii_lowercase() || (digit_first && c.is_ascii_digit()))
+        })
+        .to_owned();
+    is_valid_name(&fixed, digit_first).then_some(fixed)
+}
+
+/// Reports an invalid pipeline or plugin name.
+pub(crate) fn check_name(
+    cx: &mut Collector,
+    name: &str,
+    span: Span,
+    what: &str,
+    digit_first: bool,
+) -> bool {
+    if is_valid_name(name, digit_first) {
+        return true;
+    }
+    let start = if digit_first {
+        "a letter or digit"
+    } else {
+        "a letter"
+    };
+    let mut hint =
+        format!("a {what} name is lowercase letters, digits, `_` and `-`, starting with {start}");
+    if let Some(fixed) = fixed_name(name, digit_first) {
+        hint.push_str(&format!("; try `{fixed}`"));
+    }
+    cx.error(span, format!("invalid {what} name `{name}`"), Some(hint));
+    false
+}
+
+/// `[pipeline]`
+pub(crate) fn resolve_pipeline(
+    cx: &mut Collector,
+    raw: RawPipeline,
+    header: Span,
+    dir: &Path,
+) -> Option<Pipeline> {
+    let name_ok = check_name(cx, raw.name.get_ref(), span_of(&raw.name), "pipeline", true);
+    let mode = match &raw.mode {
+        None => Some(Mode::Once),
+        Some(mode) => keyword(
+            cx,
+            mode,
+            "mode",
+            &[("once", Mode::Once), ("follow", Mode::Follow)],
+        ),
+    };
+    let batch = match &raw.batch {
+        None => Some(BatchPolicy::default()),
+        Some(batch) => resolve_batch(cx, batch.get_ref()),
+    };
+    let poll = setting(
+        cx,
+        raw.poll_interval_ms.as_ref(),
+        "poll_interval_ms",
+        1..=i64::MAX,
+        DEFAULT_POLL_INTERVAL_MS,
+    );
+    let state = match &raw.state {
+        None => Some(dir.join(DEFAULT_STATE)),
+        Some(state) => relative_path(cx, state, "state", dir),
+    };
+    name_ok.then_some(())?;
+    Some(Pipeline {
+        name: raw.name.get_ref().clone(),
+        mode: mode?,
+        batch: batch?,
+        poll_interval: millis(poll?),
+        state: state?,
+        spans: PipelineSpans {
+            header,
+            name: span_of(&raw.name),
+            state: raw.state.as_ref().map(span_of),
+        },
+    })
+}
+
+fn resolve_batch(cx: &mut Collector, raw: &RawBatch) -> Option<BatchPolicy> {
+    let max_records = setting(cx, raw.max_records.as_ref(), "max_records", 1..=65536, 512);
+    let max_wait = setting(
+        cx,
+        raw.max_wait_ms.as_ref(),
+        "max_wait_ms",
+        0..=i64::MAX,
+        200,
+    );
+    Some(BatchPolicy {
+        max_records: u32::try_from(max_records?).ok()?,
+        max_wait: millis(max_wait?),
+    })
+}
+
+/// `[plugins.<name>]`, given what could be read of it.
+pub(crate) fn resolve_plugin(
+    cx: &mut Collector,
+    name: &str,
+    name_span: Span,
+    header: Span,
+    raw: Option<RawPlugin>,
+    dir: &Path,
+) -> PluginDraft {
+    let name_ok = check_name(cx, name, name_span, "plugin", false);
+    let mut draft = PluginDraft {
+        name: name.to_owned(),
+        header,
+        kind: None,
+        kind_span: None,
+        plugin: None,
+    };
+    let Some(raw) = raw else {
+        return draft;
+    };
+    draft.kind_span = Some(span_of(&raw.kind));
+    draft.kind = keyword(
+        cx,
+        &raw.kind,
+        "plugin kind",
+        &PluginKind::ALL.map(|kind| (kind.as_str(), kind)),
+    );
+    let wasm = relative_path(cx, &raw.wasm, "wasm", dir);
+    let sha256_ok = raw
+        .sha256
+        .as_ref()
+        .is_none_or(|digest| check_sha256(cx, digest));
+    let config = raw
+        .config
+        .as_ref()
+        .and_then(|config| config_to_json(cx, config));
+    let config_ok = raw.config.is_none() || config.is_some();
+    let grants = match &raw.grants {
+        None => Some(Grants::default()),
+        Some(grants) => resolve_grants(cx, grants.get_ref(), name, dir),
+    };
+
+    draft.plugin = (|| {
+        (name_ok && sha256_ok && config_ok).then_some(())?;
+        Some(Plugin {
+            name: name.to_owned(),
+            kind: draft.kind?,
+            wasm: wasm?,
+            sha256: raw.sha256.as_ref().map(|digest| digest.get_ref().clone()),
+            config: config.unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new())),
+            grants: grants?,
+            spans: PluginSpans {
+                header,
+                name: name_span,
+                kind: span_of(&raw.kind),
+                wasm: span_of(&raw.wasm),
+                sha256: raw.sha256.as_ref().map(span_of),
+                config: raw.config.as_ref().map(span_of),
+                grants: raw.grants.as_ref().map(span_of),
+            },
+        })
+    })();
+    draft
+}
+
+fn check_sha256(cx: &mut Collector, digest: &Spanned<String>) -> bool {
+    let text = digest.get_ref();
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if text.len() == 64 && text.chars().all(hex) {
+        return true;
+    }
+    let hint = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        "write the digest in lowercase".to_owned()
+    } else {
+        format!(
+            "a sha256 digest is 64 lowercase hex characters (as `sha256sum` prints it); this has {} characters",
+            text.chars().count()
+        )
+    };
+    cx.error(
+        span_of(digest),
+        format!("`sha256` is not a sha256 digest: `{text}`"),
+        Some(hint),
+    );
+    false
+}
+
+/// The `config` table as a JSON object; datetimes become RFC 3339 strings.
+fn config_to_json(cx: &mut Collector, config: &Spanned<toml::Table>) -> Option<serde_json::Value> {
+    let mut unrepresentable = Vec::new();
+    let object = config
+        .get_ref()
+        .iter()
+        .map(|(key, value)| (key.clone(), to_json(value, key, &mut unrepresentable)))
+        .collect();
+    for (path, value) in &unrepresentable {
+        let toml = if value.is_nan() {
+            "nan"
+        } else if value.is_sign_negative() {
+            "-inf"
+        } else {
+            "inf"
+        };
+        let key = path.rsplit(['.', '[']).next().unwrap_or(path);
+        cx.error(
+            span_of(config),
+            format!("`config.{path}` is {toml}, which JSON cannot carry"),
+            Some(format!("write it as a string: `{key} = \"{toml}\"`")),
+        );
+    }
+    unrepresentable
+        .is_empty()
+        .then_some(serde_json::Value::Object(object))
+}
+
+fn to_json(
+    value: &toml::Value,
+    path: &str,
+    unrepresentable: &mut Vec<(String, f64)>,
+) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match value {
+        toml::Value::String(text) => Json::String(text.clone()),
+        toml::Value::Integer(int) => Json::from(*int),
+        toml::Value::Float(float) => match serde_json::Number::from_f64(*float) {
+            Some(number) => Json::Number(number),
+            None => {
+                unrepresentable.push((path.to_owned(), *float));
+                Json::Null
+            }
+        },
+        toml::Value::Boolean(bool) => Json::Bool(*bool),
+        toml::Value::Datetime(datetime) => Json::String(datetime.to_string()),
+        toml::Value::Array(items) => Json::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| to_json(item, &format!("{path}[{index}]"), unrepresentable))
+                .collect(),
+        ),
+        toml::Value::Table(table) => Json::Object(
+            table
+                .iter()
+                .map(|(key, item)| {
+                    (
+                        key.clone(),
+                        to_json(item, &format!("{path}.{key}"), unrepresentable),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path) -> Option<Grants> {
+    let memory_mb = setting(cx, raw.memory_mb.as_ref(), "memory_mb", 1..=4096, 64);
+    let timeout_ms = setting(cx, raw.timeout_ms.as_ref(), "timeout_ms", 1..=600_000, 5000);
+    let mut files = Vec::new();
+    let mut all_files_ok = true;
+    let mut guests: HashMap<String, Span> = HashMap::new();
+    for grant in raw.files.iter().flatten() {
+        let raw_grant = grant.get_ref();
+        let host = relative_path(cx, &raw_grant.host, "host", dir);
+        let guest = raw_grant.guest.get_ref();
+        let guest_span = span_of(&raw_grant.guest);
+        let mut guest_ok = true;
+        if !guest.starts_with('/') {
+            let fix = format!("/{}", guest.trim_start_matches("./"));
+            cx.error(
+                guest_span,
+                format!("guest path `{guest}` is not absolute"),
+                Some(format!(
+                    "a guest path is where the plugin sees the folder, like `/in`; try `{fix}`"
+                )),
+            );
+            guest_ok = false;
+        } else {
+            let normal = match guest.trim_end_matches('/') {
+                "" => "/",
+                trimmed => trimmed,
+            };
+            if let Some(first) = guests.get(normal) {
+                let (line, column) = cx.source().line_column(first.start);
+                cx.error(
+                    guest_span,
+                    format!("guest path `{guest}` is granted twice to plugin `{plugin}`"),
+                    Some(format!(
+                        "it is first granted at line {line}, column {column}; a guest path shows one host folder"
+                    )),
+                );
+                guest_ok = false;
+            } else {
+                guests.insert(normal.to_owned(), guest_span);
+            }
+        }
+        let mode = match &raw_grant.mode {
+            None => Some(Access::ReadOnly),
+            Some(mode) => keyword(
+                cx,
+                mode,
+                "file access mode",
+                &[("ro", Access::ReadOnly), ("rw", Access::ReadWrite)],
+            ),
+        };
+        match (host, mode, guest_ok) {
+            (Some(host), Some(mode), true) => files.push(FileGrant {
+                host,
+                guest: guest.clone(),
+                mode,
+                span: span_of(grant),
+            }),
+            _ => all_files_ok = false,
+        }
+    }
+    all_files_ok.then_some(())?;
+    Some(Grants {
+        files,
+        memory_mb: u32::try_from(memory_mb?).ok()?,
+        timeout: millis(timeout_ms?),
+    })
+}
+
+/// `[[routes]]` number `index` (from 0), given what could be read of it.
+pub(crate) fn resolve_route(
+    cx: &mut Collector,
+    raw: RawRoute,
+    index: usize,
+    header: Span,
+    clean: bool,
+    when_lost: bool,
+) -> RouteDraft {
+    let label = KeyPath::root().key("routes").index(index).label();
+    let from = Name::from_spanned(&raw.from);
+    let through: Vec<Name> = raw
+        .through
+        .iter()
+        .flatten()
+        .map(Name::from_spanned)
+        .collect();
+    let to: Vec<Name> = raw.to.get_ref().iter().map(Name::from_spanned).collect();
+    let mut ok = true;
+    if to.is_empty() {
+        cx.error(
+            span_of(&raw.to),
+            format!("`to` of {label} is empty"),
+            Some("list at least one sink: `to = [\"warehouse\"]`".to_owned()),
+        );
+        ok = false;
+    }
+    let when = match &raw.when {
+        None => Some(None),
+        Some(when) => resolve_when(cx, when, &label, when_lost).map(Some),
+    };
+    let on_invalid = match &raw.on_invalid {
+        None => Some(OnInvalid::DeadLetter),
+        Some(policy) => keyword(
+            cx,
+            policy,
+            "`on_invalid` policy",
+            &[
+                ("dead-letter", OnInvalid::DeadLetter),
+                ("drop", OnInvalid::Drop),
+                ("stop", OnInvalid::Stop),
+            ],
+        ),
+    };
+    let route = (|| {
+        ok.then_some(())?;
+        Some(Route {
+            from: from.text.clone(),
+            through: through.iter().map(|name| name.text.clone()).collect(),
+            to: to.iter().map(|name| name.text.clone()).collect(),
+            when: when?,
+            on_invalid: on_invalid?,
+            span: header,
+            spans: RouteSpans {
+                from: from.span,
+                through: through.iter().map(|name| name.span).collect(),
+                to: to.iter().map(|name| name.span).collect(),
+                when: raw.when.as_ref().map(span_of),
+            },
+        })
+    })();
+    RouteDraft {
+        from,
+        through,
+        to,
+        clean,
+        route,
+    }
+}
+
+const TESTS: &str = "`equals`, `not_equals`, `in`, `exists`";
+
+/// `when`; `lost` says a test was taken out of it after an error of its own.
+fn resolve_when(
+    cx: &mut Collector,
+    when: &Spanned<RawWhen>,
+    label: &str,
+    lost: bool,
+) -> Option<Condition> {
+    let raw = when.get_ref();
+    let mut ok = true;
+    if raw.field.get_ref().is_empty() {
+        cx.error(
+            span_of(&raw.field),
+            format!("`field` of `when` in {label} is empty"),
+            Some("name the record field to test, like `field = \"region\"`".to_owned()),
+        );
+        ok = false;
+    }
+    let mut tests: Vec<(&str, Span, Test)> = Vec::new();
+    if let Some(value) = &raw.equals {
+        tests.push((
+            "equals",
+            span_of(value),
+            Test::Equals(value.get_ref().0.clone()),
+        ));
+    }
+    if let Some(value) = &raw.not_equals {
+        tests.push((
+            "not_equals",
+            span_of(value),
+            Test::NotEquals(value.get_ref().0.clone()),
+        ));
+    }
+    if let Some(values) = &raw.in_ {
+        let list: Vec<Scalar> = values
+            .get_ref()
+            .iter()
+            .map(|v| v.get_ref().0.clone())
+            .collect();
+        if list.is_empty() {
+            cx.error(
+                span_of(values),
+                format!("`in` of `when` in {label} is empty"),
+                Some("list the values to accept, like `in = [\"EU\", \"UK\"]`".to_owned()),
+            );
+            ok = false;
+        }
+        tests.push(("in", span_of(values), Test::In(list)));
+    }
+    if let Some(value) = &raw.exists {
+        tests.push(("exists", span_of(value), Test::Exists(*value.get_ref())));
+    }
+    // Tests are reported in the order they are written.
+    tests.sort_by_key(|(_, span, _)| span.start);
+    let mut tests = tests.into_iter();
+    let Some((first, _, test)) = tests.next() else {
+        if lost {
+            return None;
+        }
+        cx.error(
+            span_of(when),
+            format!("`when` in {label} has no test"),
+            Some(format!(
+                "add exactly one of {TESTS}, like `when = {{ field = \"region\", equals = \"EU\" }}`"
+            )),
+        );
+        return None;
+    };
+    for (extra, span, _) in tests {
+        cx.error(
+            span,
+            format!("`when` in {label} has more than one test: `{first}` and `{extra}`"),
+            Some(format!(
+                "keep exactly one of {TESTS}; to accept several values use `in = [...]`"
+            )),
+        );
+        ok = false;
+    }
+    ok.then_some(Condition {
+        field: raw.field.get_ref().clone(),
+        test,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_pattern() {
+        assert!(is_valid_name("crm", false));
+        assert!(is_valid_name("to_warehouse-2", false));
+        assert!(!is_valid_name("2crm", false));
+        assert!(is_valid_name("2024-sync", true));
+        assert!(!is_valid_name("", true));
+        assert!(!is_valid_name("Crm", false));
+        assert_eq!(fixed_name("My CRM", false).as_deref(), Some("my-crm"));
+        assert_eq!(fixed_name("_x", false).as_deref(), Some("x"));
+        assert_eq!(fixed_name("!!!", false), None);
+    }
+}
