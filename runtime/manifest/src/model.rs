@@ -112,13 +112,16 @@ pub enum Mode {
     Follow,
 }
 
-/// When a batch is cut: at `max_records` records or after `max_wait`, whichever
-/// comes first.
+/// How records are grouped: a source is polled for at most `max_records`
+/// records at a time, and a sink makes its writes durable (flushes, then
+/// acknowledges them so the source checkpoint can advance) at least every
+/// `max_wait`, so a record waits at most that long between being written and
+/// being committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BatchPolicy {
     /// Most records in one batch (1 to 65536; default 512).
     pub max_records: u32,
-    /// Longest time a partial batch waits for more records (default 200 ms).
+    /// Longest time written records wait for their sink's flush (default 200 ms).
     pub max_wait: Duration,
 }
 

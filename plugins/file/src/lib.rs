@@ -1,0 +1,95 @@
+//! `file`: a ferry connector (world `connector-plugin`) that reads records
+//! from JSON Lines and CSV files and writes records to a JSON Lines file.
+//! The manifest's `kind` (`source` or `sink`) says which side a stage uses;
+//! each side has its own settings. Paths are guest paths: the folders must
+//! be granted in the stage's `grants.files`.
+//!
+//! # Source
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `path` | one file to read |
+//! | `paths` | several files, read one after the other (give `path` or `paths`) |
+//! | `format` | `"jsonl"` or `"csv"`; when absent, by extension: `.jsonl`/`.ndjson` are JSON Lines, `.csv` is CSV |
+//! | `key` | the field whose value is the record key (default `"id"`) |
+//! | `csv_delimiter` | one character separating CSV fields (default `","`) |
+//! | `tail` | `true` (default): a last line without its line feed is not read yet (it may still be being written) and the end of the last file is `caught-up`; `false`: the files are complete, the last line is read even without a line feed, and the end is `finished` |
+//!
+//! ```toml
+//! [plugins.crm]
+//! kind = "source"
+//! wasm = "../../plugins/dist/file.wasm"
+//! config = { paths = ["/in/contacts.jsonl", "/in/contacts.csv"], key = "id" }
+//! grants = { files = [{ host = "data", guest = "/in", mode = "ro" }] }
+//! ```
+//!
+//! **JSON Lines**: one object per line; values keep their JSON types
+//! (integral numbers are `int`, other numbers `float`, objects and arrays
+//! `json`). Blank lines are skipped.
+//!
+//! **CSV**: the first record is the header (an empty name becomes
+//! `columnN`, a repeated one `name_N`); RFC 4180 quoting (quoted fields
+//! may hold the delimiter, doubled quotes and line feeds); every value is
+//! text, and an empty unquoted field is null (`""` is an empty text).
+//!
+//! **Keys**: a record without the key field is not dropped: it is emitted
+//! with an empty key, for the validator (or the host) to reject it to the
+//! dead-letter store.
+//!
+//! **Broken lines are records too.** A line that is not a JSON object, a
+//! CSV record with the wrong number of fields or broken quoting, or bytes
+//! that are not UTF-8, never stop the source and are never skipped: each
+//! becomes a record whose key is `<path>:<line>` with two text fields,
+//! `_raw` (the line as read) and `_error` (what is wrong with it). The
+//! `schema-validator` plugin rejects such records by default
+//! (`reject_errors`), so they land in the dead-letter store with the
+//! reason.
+//!
+//! **Batches and checkpoints**: a poll returns at most `max-records`
+//! records and never mixes two files. The checkpoint is the index of the
+//! file, its byte offset after the last complete line returned and the
+//! line number there (plus a hash of the path, to refuse a checkpoint made
+//! for another file). After a restart reading resumes exactly there. A
+//! checkpoint that cannot be decoded, or was made for another file list,
+//! is an `invalid-config` error. A file that became shorter than its
+//! checkpoint is a `fatal` error (it was truncated or replaced; rotation is
+//! not supported).
+//!
+//! # Sink
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `path` | the JSON Lines file to append to (created if needed) |
+//! | `include_meta` | `true` adds `"_key"` and `"_op"` first in each object (default `false`) |
+//! | `fields` | write only these fields, in this order, null where a record lacks one (default: every field of the batch) |
+//!
+//! ```toml
+//! [plugins.warehouse]
+//! kind = "sink"
+//! wasm = "../../plugins/dist/file.wasm"
+//! config = { path = "/out/warehouse.jsonl", include_meta = true }
+//! grants = { files = [{ host = "out", guest = "/out", mode = "rw" }] }
+//! ```
+//!
+//! Each record is one JSON object on one line, fields in column order (a
+//! batch's columns are the union of its records' fields, so without
+//! `fields` a line may carry nulls for fields only other records have),
+//! nulls as `null`, timestamps as RFC 3339 text in UTC, JSON fields
+//! embedded. A delete is the line `{"_key": "...", "_op": "delete"}`. Each
+//! `write` appends all of its lines with one write to a file opened in
+//! append mode, and `flush` syncs the file to disk (`sync_data`).
+//!
+//! A JSON Lines file is a log, not a table: it cannot upsert by key, so a
+//! batch written again after a crash appears twice (readers keep the last
+//! line per key: write with `include_meta = true`). For the same reason
+//! `fetch` answers an empty batch: the file has no index to look keys up
+//! in; two-way sync is for databases.
+
+mod checkpoint;
+mod sink;
+mod source;
+
+pub use sink::{FileSink, SinkConfig};
+pub use source::{FileSource, Format, SourceConfig};
+
+ferry_plugin::export_connector!(FileSource, FileSink);
