@@ -24,7 +24,8 @@ pub struct FileGrant {
     pub host: PathBuf,
     /// Where the plugin sees it, such as `/in`.
     pub guest: String,
-    /// Whether the plugin may write there.
+    /// Whether the plugin may write there. A writable folder that does not
+    /// exist is created when the instance is built.
     pub writable: bool,
 }
 
@@ -88,6 +89,12 @@ impl HostState {
         builder.stderr(stderr.clone()).allow_blocking_current_thread(true);
         for grant in grants {
             let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            if grant.writable && !grant.host.exists() {
+                std::fs::create_dir_all(&grant.host).map_err(|e| HostError::Grant {
+                    path: grant.host.clone(),
+                    detail: format!("cannot create it: {e}"),
+                })?;
+            }
             builder
                 .preopened_dir(&grant.host, &grant.guest, perms)
                 .map_err(|e| HostError::Grant {

@@ -101,7 +101,9 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
             ));
         }
         for grant in &plugin.grants.files {
-            if !grant.host.is_dir() {
+            // A writable folder is created when the stage starts; a folder
+            // to read from must exist.
+            if grant.mode == Access::ReadOnly && !grant.host.is_dir() {
                 diagnostics.push(manifest.diagnostic(
                     grant.span,
                     format!(

@@ -222,10 +222,14 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
 
     // Build every instance first, so a failing `open` stops the run before
     // anything is read.
-    let mut built = Vec::with_capacity(plan.stages.len());
-    for stage in &plan.stages {
-        built.push(build(stage, if stage.kind == PluginKind::Source { checkpoint.clone() } else { None })?);
-    }
+    // Plugin calls (here `open`) block: WASI file access inside them must
+    // not run on an async worker's own context.
+    let built = tokio::task::block_in_place(|| {
+        plan.stages
+            .iter()
+            .map(|stage| build(stage, if stage.kind == PluginKind::Source { checkpoint.clone() } else { None }))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     for (i, (stage, instance)) in plan.stages.iter().zip(built).enumerate() {
         let router = Router {
             outputs: stage
@@ -558,9 +562,11 @@ impl SourceTask {
                 SourceStatus::CaughtUp => match self.mode {
                     Mode::Once => return Ok(()),
                     Mode::Follow => {
+                        let shutdown = &mut self.shutdown;
                         tokio::select! {
                             _ = tokio::time::sleep(self.poll_interval) => {}
-                            _ = self.shutdown.changed() => {}
+                            // A dropped sender can never ask to stop: wait out the interval.
+                            Ok(()) = shutdown.changed() => {}
                         }
                     }
                 },

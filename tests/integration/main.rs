@@ -1,0 +1,20 @@
+//! ferry's integration tests: real components, real files, real SQLite.
+//!
+//! Every guest plugin is compiled by `build.rs`; `foreach_plugin!` below makes
+//! a plugin without a test module here a compile error.
+
+mod support;
+
+mod cli;
+mod host;
+mod manifest_errors;
+mod pipeline;
+mod plugins;
+mod quickstart;
+
+macro_rules! every_plugin_has_tests {
+    ($($name:ident),* $(,)?) => {
+        $( #[allow(unused_imports)] use crate::plugins::$name as _; )*
+    };
+}
+ferry_tests::foreach_plugin!(every_plugin_has_tests);

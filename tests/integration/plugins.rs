@@ -1,0 +1,336 @@
+//! One module per guest plugin, each running it in a real pipeline.
+
+use serde_json::json;
+
+use crate::support::Sandbox;
+
+/// A pipeline from a file source through `steps` to a file sink at
+/// `/out/out.jsonl`, with the given extra plugin tables.
+fn pipeline(source_config: &str, steps: &[&str], extra: &str) -> String {
+    let through = steps.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"
+[pipeline]
+name = "t"
+batch = {{ max_records = 64 }}
+
+[plugins.src]
+kind = "source"
+wasm = "{{FILE}}"
+config = {source_config}
+grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
+
+[plugins.out]
+kind = "sink"
+wasm = "{{FILE}}"
+config = {{ path = "/out/out.jsonl" }}
+grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
+{extra}
+[[routes]]
+from = "src"
+through = [{through}]
+to = ["out"]
+"#
+    )
+}
+
+pub mod file {
+    use super::*;
+
+    #[test]
+    fn reads_jsonl_and_csv_with_quoting_and_writes_jsonl() {
+        let s = Sandbox::new();
+        s.write("in/a.jsonl", "{\"id\":\"1\",\"n\":1,\"x\":1.5,\"ok\":true,\"tags\":[\"a\"]}\n{\"id\":\"2\",\"n\":2,\"x\":2.5,\"ok\":false,\"tags\":[]}\n");
+        s.write("in/b.csv", "id,name,note\n3,\"Smith, Ann\",\"said \"\"hi\"\"\"\n4,Bob,\"two\nlines\"\n5,Eve,\n");
+        s.manifest(&pipeline(r#"{ paths = ["/in/a.jsonl", "/in/b.csv"] }"#, &[], ""));
+        let report = s.run().expect("runs");
+        assert_eq!((report.accounting.read, report.accounting.written), (5, 5));
+        let out = s.jsonl("out/out.jsonl");
+        assert_eq!(out[0], json!({ "id": "1", "n": 1, "x": 1.5, "ok": true, "tags": ["a"] }));
+        assert_eq!(out[2], json!({ "id": "3", "name": "Smith, Ann", "note": "said \"hi\"" }));
+        assert_eq!(out[3]["note"], json!("two\nlines"));
+        assert_eq!(out[4]["note"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_second_run_resumes_from_the_checkpoint_and_writes_nothing_twice() {
+        let s = Sandbox::new();
+        let lines: String = (0..300).map(|i| format!("{{\"id\":\"{i}\"}}\n")).collect();
+        s.write("in/a.jsonl", &lines);
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &[], ""));
+        assert_eq!(s.run().expect("first run").accounting.written, 300);
+        let again = s.run().expect("second run");
+        assert_eq!(again.accounting.read, 0);
+        assert_eq!(s.jsonl("out/out.jsonl").len(), 300);
+        // New lines are picked up from where the last run stopped.
+        s.append("in/a.jsonl", "{\"id\":\"300\"}\n{\"id\":\"301\"}\n");
+        assert_eq!(s.run().expect("third run").accounting.written, 2);
+        let out = s.jsonl("out/out.jsonl");
+        assert_eq!(out.len(), 302);
+        assert_eq!(out[301]["id"], json!("301"));
+    }
+
+    #[test]
+    fn a_partial_last_line_waits_for_its_newline() {
+        let s = Sandbox::new();
+        s.write("in/a.jsonl", "{\"id\":\"1\"}\n{\"id\":");
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &[], ""));
+        assert_eq!(s.run().expect("runs").accounting.read, 1);
+        s.append("in/a.jsonl", "\"2\"}\n");
+        assert_eq!(s.run().expect("runs").accounting.written, 1);
+        assert_eq!(crate::support::keys_of(&s.jsonl("out/out.jsonl"), "id"), ["1", "2"]);
+    }
+
+    #[test]
+    fn malformed_lines_are_kept_and_dead_lettered_by_the_validator() {
+        let s = Sandbox::new();
+        s.write("in/a.jsonl", "{\"id\":\"1\"}\nnot json\n{\"id\":\"3\"}\n");
+        let extra = r#"
+[plugins.check]
+kind = "validator"
+wasm = "{SCHEMA_VALIDATOR}"
+config = { required = ["id"] }
+"#;
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["check"], extra));
+        let report = s.run().expect("runs");
+        assert_eq!((report.accounting.written, report.accounting.dead_lettered), (2, 1));
+        let dl = s.dead_letters();
+        assert_eq!(dl.len(), 1);
+        assert_eq!(dl[0].stage, "check");
+        assert_eq!(dl[0].record["_raw"], json!("not json"));
+    }
+}
+
+pub mod field_mapper {
+    use super::*;
+
+    #[test]
+    fn renames_casts_trims_computes_and_looks_up() {
+        let s = Sandbox::new();
+        s.write("in/regions.csv", "country,region\nDE,EU\nUS,NA\n");
+        s.write(
+            "in/a.jsonl",
+            concat!(
+                "{\"id\":\"1\",\"mail\":\" A@X.COM \",\"first\":\" ann \",\"last\":\"lee\",\"age\":\"41\",\"signup\":\"2024-02-03\",\"country\":\"DE\",\"secret\":1}\n",
+                "{\"id\":\"2\",\"mail\":\"b@y.org\",\"first\":\"bob\",\"last\":\"ray\",\"age\":\"abc\",\"signup\":\"2024-02-03\",\"country\":\"US\"}\n",
+                "{\"id\":\"3\",\"mail\":\"c@z.net\",\"first\":\"cy\",\"last\":\"do\",\"age\":\"7\",\"signup\":\"2023-12-31\",\"country\":\"FR\"}\n",
+            ),
+        );
+        let extra = r#"
+[plugins.map]
+kind = "mapper"
+wasm = "{FIELD_MAPPER}"
+grants = { files = [{ host = "in", guest = "/ref" }] }
+[plugins.map.config]
+rename = { mail = "email" }
+drop = ["secret"]
+default = { tier = "basic" }
+trim = ["email", "first"]
+lowercase = ["email"]
+titlecase = ["first", "last"]
+cast = { age = "int", signup = "timestamp" }
+computed = { name = "first + ' ' + last", age_next = "age + 1" }
+lookup = [{ table = "/ref/regions.csv", match = "country", column = "region", into = "region" }]
+"#;
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["map"], extra));
+        let report = s.run().expect("runs");
+        assert_eq!((report.accounting.written, report.accounting.dead_lettered), (2, 1));
+        let out = s.jsonl("out/out.jsonl");
+        let ann = &out[0];
+        assert_eq!(ann["email"], json!("a@x.com"));
+        assert_eq!(ann["name"], json!("Ann Lee"));
+        assert_eq!(ann["age"], json!(41));
+        assert_eq!(ann["age_next"], json!(42));
+        assert_eq!(ann["signup"], json!("2024-02-03T00:00:00Z"));
+        assert_eq!(ann["region"], json!("EU"));
+        assert_eq!(ann["tier"], json!("basic"));
+        assert!(ann.get("secret").is_none() && ann.get("mail").is_none());
+        assert_eq!(out[1]["region"], serde_json::Value::Null);
+        let dl = s.dead_letters();
+        assert_eq!(dl.len(), 1);
+        assert_eq!((dl[0].key.as_str(), dl[0].stage.as_str(), dl[0].reason.as_str()), ("2", "map", "rejected"));
+        assert!(dl[0].detail.contains("age") && dl[0].detail.contains("abc"), "{}", dl[0].detail);
+    }
+
+    #[test]
+    fn a_bad_expression_stops_the_pipeline_before_it_reads() {
+        let s = Sandbox::new();
+        s.write("in/a.jsonl", "{\"id\":\"1\"}\n");
+        let extra = r#"
+[plugins.map]
+kind = "mapper"
+wasm = "{FIELD_MAPPER}"
+config = { computed = { x = "a + (b" } }
+"#;
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["map"], extra));
+        let err = s.run().expect_err("open fails").to_string();
+        assert!(err.contains("map") && err.contains("invalid configuration"), "{err}");
+        assert!(s.jsonl("out/out.jsonl").is_empty());
+    }
+}
+
+pub mod schema_validator {
+    use super::*;
+
+    #[test]
+    fn each_rule_names_its_violation() {
+        let s = Sandbox::new();
+        s.write(
+            "in/a.jsonl",
+            concat!(
+                "{\"id\":\"ok\",\"email\":\"a@b.c\",\"age\":30,\"name\":\"Ann\",\"region\":\"EU\"}\n",
+                "{\"id\":\"no-email\",\"age\":30,\"name\":\"Ann\",\"region\":\"EU\"}\n",
+                "{\"id\":\"bad-email\",\"email\":\"nope\",\"age\":30,\"name\":\"Ann\",\"region\":\"EU\"}\n",
+                "{\"id\":\"old\",\"email\":\"a@b.c\",\"age\":200,\"name\":\"Ann\",\"region\":\"EU\"}\n",
+                "{\"id\":\"text-age\",\"email\":\"a@b.c\",\"age\":\"x\",\"name\":\"Ann\",\"region\":\"EU\"}\n",
+                "{\"id\":\"long\",\"email\":\"a@b.c\",\"age\":3,\"name\":\"AnnAnnAnnAnn\",\"region\":\"EU\"}\n",
+                "{\"id\":\"mars\",\"email\":\"a@b.c\",\"age\":3,\"name\":\"Ann\",\"region\":\"MARS\"}\n",
+                "{\"id\":\"ok\",\"email\":\"a@b.c\",\"age\":31,\"name\":\"Ann\",\"region\":\"EU\"}\n",
+            ),
+        );
+        let extra = r#"
+[plugins.check]
+kind = "validator"
+wasm = "{SCHEMA_VALIDATOR}"
+[plugins.check.config]
+required = ["id", "email"]
+types = { age = "int" }
+ranges = { age = { min = 0, max = 150 } }
+lengths = { name = { max = 10 } }
+regex = { email = '^[^@\s]+@[^@\s]+$' }
+enums = { region = ["EU", "US"] }
+unique_key = true
+"#;
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["check"], extra));
+        let report = s.run().expect("runs");
+        assert_eq!((report.accounting.written, report.accounting.dead_lettered), (1, 7));
+        let dl = s.dead_letters();
+        let detail = |key: &str| dl.iter().find(|d| d.key == key).map(|d| d.detail.clone()).unwrap_or_default();
+        assert!(detail("no-email").contains("required"), "{}", detail("no-email"));
+        assert!(detail("bad-email").contains("regex"), "{}", detail("bad-email"));
+        assert!(detail("old").contains("range"), "{}", detail("old"));
+        assert!(detail("text-age").contains("type"), "{}", detail("text-age"));
+        assert!(detail("long").contains("length"), "{}", detail("long"));
+        assert!(detail("mars").contains("enum"), "{}", detail("mars"));
+        assert!(dl.iter().any(|d| d.key == "ok" && d.detail.contains("unique")), "{dl:?}");
+        assert!(dl.iter().all(|d| d.reason == "invalid" && d.stage == "check"));
+    }
+}
+
+pub mod passthrough {
+    use super::*;
+
+    #[test]
+    fn returns_every_record_unchanged() {
+        let s = Sandbox::new();
+        s.write("in/a.jsonl", "{\"id\":\"1\",\"v\":[1,{\"a\":null}]}\n{\"id\":\"2\",\"v\":2}\n");
+        let extra = r#"
+[plugins.same]
+kind = "mapper"
+wasm = "{PASSTHROUGH}"
+"#;
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["same"], extra));
+        assert_eq!(s.run().expect("runs").accounting.written, 2);
+        let out = s.jsonl("out/out.jsonl");
+        assert_eq!(out[0], json!({ "id": "1", "v": [1, { "a": null }] }));
+        assert_eq!(out[1], json!({ "id": "2", "v": 2 }));
+    }
+}
+
+pub mod test_faulty_mapper {
+    use super::*;
+
+    fn run_with(config: &str) -> (Sandbox, Result<ferry_pipeline::RunReport, ferry_pipeline::PipelineError>) {
+        let s = Sandbox::new();
+        let lines: String = (0..100).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+        s.write("in/a.jsonl", &lines);
+        let extra = format!(
+            r#"
+[plugins.faulty]
+kind = "mapper"
+wasm = "{{FAULTY_MAPPER}}"
+config = {config}
+grants = {{ memory_mb = 16, timeout_ms = 300 }}
+"#
+        );
+        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["faulty"], &extra));
+        let r = s.run();
+        (s, r)
+    }
+
+    fn assert_only(s: &Sandbox, report: &ferry_pipeline::RunReport, keys: &[&str], reason: &str) {
+        assert_eq!(report.accounting.read, 100);
+        assert_eq!(report.accounting.dead_lettered, keys.len() as u64, "{report:?}");
+        assert_eq!(report.accounting.written, 100 - keys.len() as u64);
+        let dl = s.dead_letters();
+        let mut got: Vec<&str> = dl.iter().map(|d| d.key.as_str()).collect();
+        got.sort();
+        assert_eq!(got, keys);
+        for d in &dl {
+            assert_eq!(d.reason, reason, "{d:?}");
+            assert_eq!(d.stage, "faulty");
+            assert_eq!(d.plugin_digest.len(), 64);
+        }
+        assert_eq!(s.jsonl("out/out.jsonl").len(), 100 - keys.len());
+    }
+
+    #[test]
+    fn a_trap_isolates_the_poison_record_and_the_instance_is_rebuilt() {
+        let (s, r) = run_with(r#"{ trap_keys = ["k7", "k70"] }"#);
+        let report = r.expect("runs");
+        assert_only(&s, &report, &["k7", "k70"], "trap");
+        assert!(report.rebuilds > 0, "the trapped store was rebuilt: {report:?}");
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_interrupted() {
+        let (s, r) = run_with(r#"{ spin_keys = ["k3"] }"#);
+        assert_only(&s, &r.expect("runs"), &["k3"], "deadline");
+    }
+
+    #[test]
+    fn a_memory_breach_is_reported_as_memory() {
+        let (s, r) = run_with(r#"{ alloc_keys = ["k50"] }"#);
+        assert_only(&s, &r.expect("runs"), &["k50"], "memory");
+    }
+
+    #[test]
+    fn a_fatal_error_dead_letters_only_the_failing_records() {
+        let (s, r) = run_with(r#"{ fatal_keys = ["k99"] }"#);
+        assert_only(&s, &r.expect("runs"), &["k99"], "fatal");
+    }
+
+    #[test]
+    fn rejected_records_go_to_the_dead_letter_store() {
+        let (s, r) = run_with(r#"{ reject_keys = ["k1", "k2"] }"#);
+        assert_only(&s, &r.expect("runs"), &["k1", "k2"], "rejected");
+    }
+}
+
+pub mod test_faulty_sink {
+    use super::*;
+
+    #[test]
+    fn a_sink_rejection_is_a_dead_letter_and_the_other_sink_still_writes() {
+        let s = Sandbox::new();
+        let lines: String = (0..10).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+        s.write("in/a.jsonl", &lines);
+        let mut text = pipeline(r#"{ path = "/in/a.jsonl" }"#, &[], "");
+        text = text.replace("to = [\"out\"]", "to = [\"out\", \"picky\"]");
+        text.push_str(
+            r#"
+[plugins.picky]
+kind = "sink"
+wasm = "{FAULTY_SINK}"
+config = { reject_keys = ["k4"] }
+"#,
+        );
+        s.manifest(&text);
+        let report = s.run().expect("runs");
+        assert_eq!(report.accounting.written, 9);
+        assert_eq!(report.accounting.dead_lettered, 1);
+        assert_eq!(s.jsonl("out/out.jsonl").len(), 10, "the file sink wrote every record");
+        let dl = s.dead_letters();
+        assert_eq!((dl[0].key.as_str(), dl[0].stage.as_str(), dl[0].reason.as_str()), ("k4", "picky", "rejected"));
+    }
+}

@@ -1,0 +1,152 @@
+//! A scratch folder with a manifest, input files and an output folder, and
+//! ways to run its pipeline and read what came out.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+use ferry_host::{Runtime, RuntimeOptions};
+use ferry_pipeline::{PipelineError, RunOptions, RunReport};
+use ferry_state::{DeadLetter, DeadLetterFilter, SqliteState, StateStore};
+
+pub use ferry_tests::plugins;
+
+/// One runtime for the whole test binary, with its own compile cache.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+        Runtime::new(RuntimeOptions { cache_dir: Some(cache) }).expect("the wasm engine starts")
+    })
+}
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir_all(dir.path().join("in")).expect("in/");
+        std::fs::create_dir_all(dir.path().join("out")).expect("out/");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("parent folder");
+        }
+        std::fs::write(&p, text).expect("write a file");
+        p
+    }
+
+    pub fn append(&self, rel: &str, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.path(rel)).expect("open for append");
+        f.write_all(text.as_bytes()).expect("append");
+    }
+
+    /// Writes `pipeline.toml` with `{FILE}`-style placeholders replaced by
+    /// component paths.
+    pub fn manifest(&self, text: &str) -> PathBuf {
+        self.write("pipeline.toml", &with_plugins(text))
+    }
+
+    pub fn plan(&self) -> Result<ferry_pipeline::Plan> {
+        let m = ferry_manifest::load(&self.path("pipeline.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        ferry_pipeline::plan(m, runtime()).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    pub fn state(&self) -> SqliteState {
+        SqliteState::open(&self.path(".ferry/state.db")).expect("state opens")
+    }
+
+    /// Plans and runs the pipeline to its end.
+    pub fn run(&self) -> Result<RunReport, PipelineError> {
+        let plan = self.plan().expect("the manifest plans");
+        let (options, _stop) = RunOptions::new();
+        run_plan(plan, Arc::new(self.state()), options)
+    }
+
+    pub fn jsonl(&self, rel: &str) -> Vec<serde_json::Value> {
+        read_jsonl(&self.path(rel))
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.state().dead_letters(&DeadLetterFilter::default()).expect("dead letters")
+    }
+}
+
+pub fn run_plan(plan: ferry_pipeline::Plan, state: Arc<dyn StateStore>, options: RunOptions) -> Result<RunReport, PipelineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+        .block_on(ferry_pipeline::run(plan, state, options))
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line in {}: {e}: {l}", path.display())))
+        .collect()
+}
+
+pub fn with_plugins(text: &str) -> String {
+    text.replace("{FILE}", plugins::FILE)
+        .replace("{FIELD_MAPPER}", plugins::FIELD_MAPPER)
+        .replace("{SCHEMA_VALIDATOR}", plugins::SCHEMA_VALIDATOR)
+        .replace("{PASSTHROUGH}", plugins::PASSTHROUGH)
+        .replace("{FAULTY_MAPPER}", plugins::TEST_FAULTY_MAPPER)
+        .replace("{FAULTY_SINK}", plugins::TEST_FAULTY_SINK)
+}
+
+/// The `ferry` binary built by `cargo build -p ferry-cli` (scripts/test.sh
+/// builds it before the tests).
+pub fn ferry_bin() -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/ferry");
+    anyhow::ensure!(bin.is_file(), "{} is missing: run `cargo build -p ferry-cli` (scripts/test.sh does)", bin.display());
+    Ok(bin)
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn ferry(args: &[&str], cwd: &Path) -> Result<Output> {
+    let out = std::process::Command::new(ferry_bin()?)
+        .args(args)
+        .current_dir(cwd)
+        .env("FERRY_CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+        .output()
+        .context("running ferry")?;
+    Ok(Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// The key-value pairs of a record, for comparisons that ignore field order.
+pub fn keys_of(records: &[serde_json::Value], field: &str) -> Vec<String> {
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|r| match &r[field] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
