@@ -140,6 +140,7 @@ macro_rules! export_mapper {
         $crate::__ferry_bindings!(__ferry_mapper_bindings, "ferry:plugin/mapper-plugin", $wit);
 
         #[doc(hidden)]
+        #[allow(dead_code)]
         struct __FerryMapperExport;
 
         ::std::thread_local! {
@@ -166,6 +167,9 @@ macro_rules! export_mapper {
             }
         }
 
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
             __ferry_mapper_bindings::export!(__FerryMapperExport with_types_in __ferry_mapper_bindings);
@@ -186,10 +190,14 @@ macro_rules! export_source {
         $crate::__ferry_bindings!(__ferry_source_bindings, "ferry:plugin/source-plugin", $wit);
 
         #[doc(hidden)]
+        #[allow(dead_code)]
         struct __FerrySourceExport;
 
         $crate::__ferry_impl_source!(__ferry_source_bindings, __FerrySourceExport, $ty);
 
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
             __ferry_source_bindings::export!(__FerrySourceExport with_types_in __ferry_source_bindings);
@@ -209,10 +217,14 @@ macro_rules! export_sink {
         $crate::__ferry_bindings!(__ferry_sink_bindings, "ferry:plugin/sink-plugin", $wit);
 
         #[doc(hidden)]
+        #[allow(dead_code)]
         struct __FerrySinkExport;
 
         $crate::__ferry_impl_sink!(__ferry_sink_bindings, __FerrySinkExport, $ty);
 
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
     __ferry_sink_bindings::export!(__FerrySinkExport with_types_in __ferry_sink_bindings);
@@ -234,11 +246,15 @@ macro_rules! export_connector {
         $crate::__ferry_bindings!(__ferry_connector_bindings, "ferry:plugin/connector-plugin", $wit);
 
         #[doc(hidden)]
+        #[allow(dead_code)]
         struct __FerryConnectorExport;
 
         $crate::__ferry_impl_source!(__ferry_connector_bindings, __FerryConnectorExport, $source);
         $crate::__ferry_impl_sink!(__ferry_connector_bindings, __FerryConnectorExport, $sink);
 
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
             __ferry_connector_bindings::export!(__FerryConnectorExport with_types_in __ferry_connector_bindings);
@@ -259,6 +275,7 @@ macro_rules! export_validator {
         $crate::__ferry_bindings!(__ferry_validator_bindings, "ferry:plugin/validator-plugin", $wit);
 
         #[doc(hidden)]
+        #[allow(dead_code)]
         struct __FerryValidatorExport;
 
         ::std::thread_local! {
@@ -291,6 +308,9 @@ macro_rules! export_validator {
             }
         }
 
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
             __ferry_validator_bindings::export!(__FerryValidatorExport with_types_in __ferry_validator_bindings);
@@ -311,6 +331,7 @@ macro_rules! export_resolver {
         $crate::__ferry_bindings!(__ferry_resolver_bindings, "ferry:plugin/resolver-plugin", $wit);
 
         #[doc(hidden)]
+        #[allow(dead_code)]
         struct __FerryResolverExport;
 
         ::std::thread_local! {
@@ -347,6 +368,9 @@ macro_rules! export_resolver {
             }
         }
 
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
             __ferry_resolver_bindings::export!(__FerryResolverExport with_types_in __ferry_resolver_bindings);

@@ -19,6 +19,19 @@ use ferry_manifest::Manifest;
 use ferry_pipeline::{LiveStatus, PipelineError, RunOptions, RunReport};
 use ferry_state::{Accounting, DeadLetterFilter, SqliteState, StateStore};
 
+/// `println!` that ends the program quietly when stdout is closed (as in
+/// `ferry dlq list | head`) instead of panicking.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*)
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "ferry", version, about = "Keeps systems in sync through sandboxed WebAssembly plugins")]
 struct Cli {

@@ -174,8 +174,8 @@ pub trait BatchExt {
     fn key(&self, i: usize) -> &str;
     /// The column with this name.
     fn column(&self, name: &str) -> Option<&Column>;
-    /// Record `i`'s fields as a JSON object (nulls included), for dead
-    /// letters and display.
+    /// Record `i`'s fields as a JSON object in column order (null fields
+    /// left out), for dead letters and display.
     fn row_json(&self, i: usize) -> serde_json::Value;
 }
 
@@ -264,7 +264,13 @@ impl BatchExt for Batch {
     fn row_json(&self, i: usize) -> serde_json::Value {
         let mut map = serde_json::Map::with_capacity(self.columns.len());
         for c in &self.columns {
-            map.insert(c.name.clone(), value_json(c.value(i)));
+            // A null and an absent field are the same thing in a batch.
+            match c.value(i) {
+                ValueRef::Null => {}
+                v => {
+                    map.insert(c.name.clone(), value_json(v));
+                }
+            }
         }
         serde_json::Value::Object(map)
     }
@@ -353,7 +359,7 @@ mod tests {
         assert_eq!((t.key(0), t.key(1)), ("c", "a"));
         assert_eq!(t.ops, vec![Op::Delete, Op::Upsert]);
         assert_eq!(t.versions, Some(vec![3, 1]));
-        assert_eq!(t.row_json(0), serde_json::json!({ "name": null, "age": 0 }));
+        assert_eq!(t.row_json(0), serde_json::json!({ "age": 0 }));
         assert_eq!(t.row_json(1), serde_json::json!({ "name": "Ann", "age": 30 }));
     }
 

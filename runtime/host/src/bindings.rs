@@ -1,4 +1,5 @@
-//! The one place that runs `bindgen!`: one invocation per plugin world.
+//! The one place that runs `bindgen!`: one invocation per plugin world
+//! (through `plugin_world!`).
 //!
 //! The `sdk` world generates the shared `types` and `host` interfaces; every
 //! plugin world maps them to that module with `with:`, so a `Batch` is the
@@ -14,64 +15,36 @@ pub mod common {
     });
 }
 
-/// The `source-plugin` world.
-pub mod source {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "ferry:plugin/source-plugin",
-        with: {
-            "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
-            "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
-        },
-    });
+/// One module per plugin world, sharing `common`'s types and host interface.
+macro_rules! plugin_world {
+    ($(#[$doc:meta] $module:ident => $world:literal),* $(,)?) => {
+        $(
+            #[$doc]
+            pub mod $module {
+                wasmtime::component::bindgen!({
+                    path: "../../wit",
+                    world: $world,
+                    with: {
+                        "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
+                        "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
+                    },
+                });
+            }
+        )*
+    };
 }
 
-/// The `sink-plugin` world.
-pub mod sink {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "ferry:plugin/sink-plugin",
-        with: {
-            "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
-            "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
-        },
-    });
-}
-
-/// The `mapper-plugin` world.
-pub mod mapper {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "ferry:plugin/mapper-plugin",
-        with: {
-            "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
-            "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
-        },
-    });
-}
-
-/// The `validator-plugin` world.
-pub mod validator {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "ferry:plugin/validator-plugin",
-        with: {
-            "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
-            "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
-        },
-    });
-}
-
-/// The `resolver-plugin` world.
-pub mod resolver {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "ferry:plugin/resolver-plugin",
-        with: {
-            "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
-            "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
-        },
-    });
+plugin_world! {
+    /// The `source-plugin` world.
+    source => "ferry:plugin/source-plugin",
+    /// The `sink-plugin` world.
+    sink => "ferry:plugin/sink-plugin",
+    /// The `mapper-plugin` world.
+    mapper => "ferry:plugin/mapper-plugin",
+    /// The `validator-plugin` world.
+    validator => "ferry:plugin/validator-plugin",
+    /// The `resolver-plugin` world.
+    resolver => "ferry:plugin/resolver-plugin",
 }
 
 pub use common::ferry::plugin::host::Level;

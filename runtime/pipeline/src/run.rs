@@ -433,12 +433,11 @@ impl StageCtx {
         }
     }
 
-    fn fail_part(&self, env: &Envelope, batch: &Batch, part: &Part<impl Sized>, error: &CallError) -> Result<(), PipelineError> {
-        let b = part.sub.as_ref().unwrap_or(batch);
-        let rows: Vec<(u32, String)> = (0..b.len() as u32)
-            .map(|r| (part.rows[r as usize], error.to_string()))
-            .collect();
-        self.dead_letter(env, batch, &rows, error.reason(), part.attempts)
+    /// Dead-letters every record of a part whose call failed.
+    fn fail_part(&self, env: &Envelope, part: &Part<impl Sized>, error: &CallError) -> Result<(), PipelineError> {
+        let detail = error.to_string();
+        let rows: Vec<(u32, String)> = part.rows.iter().map(|&r| (r, detail.clone())).collect();
+        self.dead_letter(env, &env.batch, &rows, error.reason(), part.attempts)
     }
 }
 
@@ -594,10 +593,10 @@ enum Step {
 }
 
 async fn step_task(ctx: StageCtx, router: Router, mut rx: mpsc::Receiver<Envelope>, mut step: Step) -> Result<(), PipelineError> {
-    while let Some(env) = rx.recv().await {
+    while let Some(mut env) = rx.recv().await {
         let forward = tokio::task::block_in_place(|| match &mut step {
             Step::Mapper(m) => map_batch(&ctx, m, &env),
-            Step::Validator(v) => validate_batch(&ctx, v, &env),
+            Step::Validator(v) => validate_batch(&ctx, v, &mut env),
         })?;
         for (batch, origins) in forward {
             router.forward(&ctx.shared, env.seq, batch, origins).await?;
@@ -646,13 +645,13 @@ fn map_batch(ctx: &StageCtx, mapper: &mut MapperInstance, env: &Envelope) -> Res
                     forward.push((mapped.records, origins));
                 }
             }
-            Err(e) => ctx.fail_part(env, &env.batch, &part, e)?,
+            Err(e) => ctx.fail_part(env, &part, e)?,
         }
     }
     Ok(forward)
 }
 
-fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &Envelope) -> Result<Forward, PipelineError> {
+fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &mut Envelope) -> Result<Forward, PipelineError> {
     let parts = isolate(&env.batch, |b| {
         let violations = validator.validate(b)?;
         check_rows("a violation", violations.iter().map(|v| v.row), b.len())?;
@@ -660,13 +659,17 @@ fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &Envel
     });
     let mut forward = Vec::new();
     for part in parts {
-        let batch = part.sub.as_ref().unwrap_or(&env.batch);
         match &part.result {
-            Ok(violations) if violations.is_empty() => {
-                let origins = part.rows.iter().map(|&r| env.origins.get(r as usize).copied().unwrap_or(0)).collect();
-                forward.push((batch.clone(), origins));
-            }
+            Ok(violations) if violations.is_empty() => match part.sub {
+                // The whole input is valid: it goes on as it is, uncopied.
+                None => forward.push((std::mem::replace(&mut env.batch, Batch::empty()), env.origins.clone())),
+                Some(sub) => {
+                    let origins = part.rows.iter().map(|&r| env.origins.get(r as usize).copied().unwrap_or(0)).collect();
+                    forward.push((sub, origins));
+                }
+            },
             Ok(violations) => {
+                let batch = part.sub.as_ref().unwrap_or(&env.batch);
                 // Every violation of a record, in one reason.
                 let mut reasons: Vec<Option<String>> = vec![None; batch.len()];
                 for v in violations {
@@ -698,7 +701,7 @@ fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &Envel
                     forward.push((batch.take(&valid), origins));
                 }
             }
-            Err(e) => ctx.fail_part(env, &env.batch, &part, e)?,
+            Err(e) => ctx.fail_part(env, &part, e)?,
         }
     }
     Ok(forward)
@@ -796,7 +799,7 @@ fn write_batch(ctx: &StageCtx, sink: &mut SinkInstance, env: &Envelope) -> Resul
                         .filter_map(|(&r, _)| env.origins.get(r as usize).copied()),
                 );
             }
-            Err(e) => ctx.fail_part(env, &env.batch, &part, e)?,
+            Err(e) => ctx.fail_part(env, &part, e)?,
         }
     }
     Ok(written)
