@@ -19,13 +19,22 @@ fn main() {
     // The outer cargo's settings (target, flags, profile) must not leak into
     // the guest build.
     for (key, _) in std::env::vars() {
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+        {
             cmd.env_remove(&key);
         }
     }
     let status = cmd
         .current_dir(&plugins)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+        ])
         .env("CARGO_TARGET_DIR", plugins.join("target"))
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build the plugins: {e}"));
@@ -36,11 +45,14 @@ fn main() {
 
     let out_wasm = plugins.join("target/wasm32-wasip2/release");
     let dist = plugins.join("dist");
-    std::fs::create_dir_all(&dist).unwrap_or_else(|e| panic!("cannot create {}: {e}", dist.display()));
+    std::fs::create_dir_all(&dist)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dist.display()));
     let mut consts = String::new();
     let mut names = Vec::new();
     for crate_dir in members(&plugins) {
-        let Some(name) = package_name(&crate_dir) else { continue };
+        let Some(name) = package_name(&crate_dir) else {
+            continue;
+        };
         if name == "ferry-plugin" {
             continue;
         }
@@ -54,7 +66,11 @@ fn main() {
         let ident = file.to_uppercase();
         consts.push_str(&format!(
             "/// The `{name}` component.\npub const {ident}: &str = {:?};\n",
-            shipped.canonicalize().unwrap_or(shipped.clone()).display().to_string()
+            shipped
+                .canonicalize()
+                .unwrap_or(shipped.clone())
+                .display()
+                .to_string()
         ));
         names.push(file);
     }
@@ -62,7 +78,8 @@ fn main() {
         "/// Calls `$mac!` with the name of every guest plugin.\n#[macro_export]\nmacro_rules! foreach_plugin {{\n    ($mac:ident) => {{\n        $mac!({});\n    }};\n}}\n",
         names.join(", ")
     ));
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("plugins.rs");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("plugins.rs");
     std::fs::write(&out, consts).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }
 
@@ -76,10 +93,16 @@ fn copy_if_changed(from: &Path, to: &Path) {
 /// Crate folders listed in the plugins workspace's `members`.
 fn members(plugins: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string(plugins.join("Cargo.toml")).unwrap_or_default();
-    let Some(start) = text.find("members") else { return Vec::new() };
+    let Some(start) = text.find("members") else {
+        return Vec::new();
+    };
     let rest = &text[start..];
-    let Some(open) = rest.find('[') else { return Vec::new() };
-    let Some(close) = rest.find(']') else { return Vec::new() };
+    let Some(open) = rest.find('[') else {
+        return Vec::new();
+    };
+    let Some(close) = rest.find(']') else {
+        return Vec::new();
+    };
     rest[open + 1..close]
         .split(',')
         .map(|s| s.trim().trim_matches('"'))
@@ -96,7 +119,9 @@ fn package_name(crate_dir: &Path) -> Option<String> {
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name();
@@ -105,7 +130,10 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
         if p.is_dir() {
             out.extend(walk(&p));
-        } else if p.extension().is_some_and(|x| x == "rs" || x == "toml" || x == "wit") {
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "rs" || x == "toml" || x == "wit")
+        {
             out.push(p);
         }
     }

@@ -3,7 +3,10 @@
 use crate::support::{Sandbox, ferry};
 
 fn small_pipeline(s: &Sandbox) {
-    s.write("in/a.jsonl", "{\"id\":\"1\",\"email\":\"a@b.c\"}\n{\"id\":\"2\"}\n{\"id\":\"3\",\"email\":\"c@d.e\"}\n");
+    s.write(
+        "in/a.jsonl",
+        "{\"id\":\"1\",\"email\":\"a@b.c\"}\n{\"id\":\"2\"}\n{\"id\":\"3\",\"email\":\"c@d.e\"}\n",
+    );
     s.manifest(
         r#"[pipeline]
 name = "small"
@@ -40,15 +43,26 @@ fn run_prints_the_accounting_line_last_and_dlq_lists_the_rejects() {
     let out = ferry(&["run", "pipeline.toml"], s.dir.path()).expect("ferry runs");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let last = out.stdout.lines().last().unwrap_or_default();
-    assert_eq!(last, "accounting: read=3 written=2 dead_lettered=1 filtered=0");
+    assert_eq!(
+        last,
+        "accounting: read=3 written=2 dead_lettered=1 filtered=0"
+    );
 
-    let list = ferry(&["dlq", "list", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
+    let list =
+        ferry(&["dlq", "list", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
     assert_eq!(list.code, 0, "{}", list.stderr);
     let letters: serde_json::Value = serde_json::from_str(&list.stdout).expect("a JSON array");
     let letters = letters.as_array().expect("array");
     assert_eq!(letters.len(), 1);
     let l = &letters[0];
-    assert_eq!((l["pipeline"].as_str(), l["stage"].as_str(), l["key"].as_str()), (Some("small"), Some("rules"), Some("2")));
+    assert_eq!(
+        (
+            l["pipeline"].as_str(),
+            l["stage"].as_str(),
+            l["key"].as_str()
+        ),
+        (Some("small"), Some("rules"), Some("2"))
+    );
     assert_eq!(l["reason"], "invalid");
 
     // Without a path, ./.ferry/state.db is read: the manifest's folder here.
@@ -58,11 +72,21 @@ fn run_prints_the_accounting_line_last_and_dlq_lists_the_rejects() {
     let id = l["id"].as_i64().expect("an id").to_string();
     let show = ferry(&["dlq", "show", &id, "pipeline.toml"], s.dir.path()).expect("ferry runs");
     assert_eq!(show.code, 0, "{}", show.stderr);
-    assert!(show.stdout.contains("email") && show.stdout.contains("required"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("email") && show.stdout.contains("required"),
+        "{}",
+        show.stdout
+    );
 
     // A second run reads nothing new.
     let again = ferry(&["run", "pipeline.toml"], s.dir.path()).expect("ferry runs");
-    assert!(again.stdout.ends_with("accounting: read=0 written=0 dead_lettered=0 filtered=0\n"), "{}", again.stdout);
+    assert!(
+        again
+            .stdout
+            .ends_with("accounting: read=0 written=0 dead_lettered=0 filtered=0\n"),
+        "{}",
+        again.stdout
+    );
     assert_eq!(s.jsonl("out/out.jsonl").len(), 2);
 }
 
@@ -71,7 +95,10 @@ fn run_refuses_an_invalid_manifest_without_reading_anything() {
     let s = Sandbox::new();
     small_pipeline(&s);
     let text = std::fs::read_to_string(s.path("pipeline.toml")).expect("read");
-    s.write("pipeline.toml", &text.replace("to = [\"out\"]", "to = [\"outt\"]"));
+    s.write(
+        "pipeline.toml",
+        &text.replace("to = [\"out\"]", "to = [\"outt\"]"),
+    );
     let out = ferry(&["run", "pipeline.toml"], s.dir.path()).expect("ferry runs");
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("did you mean `out`"), "{}", out.stderr);

@@ -3,6 +3,8 @@
 //! Every guest plugin is compiled by `build.rs`; `foreach_plugin!` below makes
 //! a plugin without a test module here a compile error.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly
+
 mod support;
 
 mod cli;

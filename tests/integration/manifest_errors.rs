@@ -25,7 +25,11 @@ fn validate_reports_three_mistakes_at_once_with_line_and_column() {
     let s = Sandbox::new();
     s.manifest(THREE_MISTAKES);
     let out = ferry(&["validate", "pipeline.toml"], s.dir.path()).expect("ferry runs");
-    assert_eq!(out.code, 1, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 1,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
     let text = out.stderr.replace(crate::support::plugins::FILE, "{FILE}");
     assert!(text.contains("pipeline.toml:3:1"), "{text}");
     assert!(text.contains("pipeline.toml:8:"), "{text}");
@@ -66,5 +70,9 @@ to = ["out"]
     );
     let out = ferry(&["validate", "pipeline.toml"], s.dir.path()).expect("ferry runs");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("pipeline `fine`, 2 stages"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("pipeline `fine`, 2 stages"),
+        "{}",
+        out.stdout
+    );
 }

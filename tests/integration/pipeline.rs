@@ -62,7 +62,9 @@ fn people(s: &Sandbox, n: usize) {
         if i % 10 == 9 {
             text.push_str(&format!("{{\"id\":\"p{i}\",\"region\":\"{region}\"}}\n"));
         } else {
-            text.push_str(&format!("{{\"id\":\"p{i}\",\"email\":\"p{i}@x.org\",\"region\":\"{region}\"}}\n"));
+            text.push_str(&format!(
+                "{{\"id\":\"p{i}\",\"email\":\"p{i}@x.org\",\"region\":\"{region}\"}}\n"
+            ));
         }
     }
     s.write("in/people.jsonl", &text);
@@ -75,22 +77,37 @@ fn records_fan_out_and_route_by_field_and_the_accounting_balances() {
     s.manifest(&ROUTED.replace("ON_INVALID", "dead-letter"));
     let report = s.run().expect("runs");
     let a = report.accounting;
-    assert_eq!((a.read, a.written, a.dead_lettered, a.filtered), (100, 90, 10, 0));
+    assert_eq!(
+        (a.read, a.written, a.dead_lettered, a.filtered),
+        (100, 90, 10, 0)
+    );
     let all = s.jsonl("out/all.jsonl");
     assert_eq!(all.len(), 90);
-    assert_eq!(keys_of(&all, "id"), keys_of(&s.jsonl("out/also.jsonl"), "id"));
+    assert_eq!(
+        keys_of(&all, "id"),
+        keys_of(&s.jsonl("out/also.jsonl"), "id")
+    );
     let eu = s.jsonl("out/eu.jsonl");
     assert!(eu.iter().all(|r| r["region"] == json!("EU")));
-    assert_eq!(eu.len(), all.iter().filter(|r| r["region"] == json!("EU")).count());
+    assert_eq!(
+        eu.len(),
+        all.iter().filter(|r| r["region"] == json!("EU")).count()
+    );
     // Kept in state: the run and the checkpoint.
     let state = s.state();
-    let run = state.run(report.run_id).expect("query").expect("the run is recorded");
+    let run = state
+        .run(report.run_id)
+        .expect("query")
+        .expect("the run is recorded");
     assert_eq!(run.accounting, a);
     assert_eq!(run.status, "finished");
     assert!(state.checkpoint("routed", "src").expect("query").is_some());
     let dl = s.dead_letters();
     assert_eq!(dl.len(), 10);
-    assert!(dl.iter().all(|d| d.reason == "invalid" && d.detail.contains("email")));
+    assert!(
+        dl.iter()
+            .all(|d| d.reason == "invalid" && d.detail.contains("email"))
+    );
 }
 
 #[test]
@@ -99,7 +116,10 @@ fn on_invalid_drop_counts_records_as_filtered() {
     people(&s, 30);
     s.manifest(&ROUTED.replace("ON_INVALID", "drop"));
     let a = s.run().expect("runs").accounting;
-    assert_eq!((a.read, a.written, a.dead_lettered, a.filtered), (30, 27, 0, 3));
+    assert_eq!(
+        (a.read, a.written, a.dead_lettered, a.filtered),
+        (30, 27, 0, 3)
+    );
     assert!(s.dead_letters().is_empty());
 }
 
@@ -110,7 +130,10 @@ fn on_invalid_stop_stops_without_committing_past_the_invalid_record() {
     s.manifest(&ROUTED.replace("ON_INVALID", "stop"));
     match s.run() {
         Err(PipelineError::Failed { report, error }) => {
-            assert!(matches!(*error, PipelineError::Stopped { ref key, .. } if key == "p9"), "{error}");
+            assert!(
+                matches!(*error, PipelineError::Stopped { ref key, .. } if key == "p9"),
+                "{error}"
+            );
             assert!(report.accounting.balances());
             assert!(report.accounting.read < 30);
         }
@@ -153,9 +176,14 @@ fn follow_mode_picks_up_appended_records_until_shutdown() {
                 false
             };
             assert!(wait_for(5), "the first records arrive");
-            let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("append");
-            f.write_all(b"{\"id\":\"late1\",\"email\":\"l@x.org\",\"region\":\"EU\"}\n").expect("write");
-            f.write_all(b"{\"id\":\"late2\",\"email\":\"m@x.org\"}\n").expect("write");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("append");
+            f.write_all(b"{\"id\":\"late1\",\"email\":\"l@x.org\",\"region\":\"EU\"}\n")
+                .expect("write");
+            f.write_all(b"{\"id\":\"late2\",\"email\":\"m@x.org\"}\n")
+                .expect("write");
             drop(f);
             assert!(wait_for(7), "the appended records arrive");
         })
@@ -164,7 +192,10 @@ fn follow_mode_picks_up_appended_records_until_shutdown() {
     appender.join().expect("appender");
     assert_eq!(report.accounting.read, 7);
     assert!(report.accounting.balances());
-    assert_eq!(keys_of(&s.jsonl("out/eu.jsonl"), "id"), ["late1", "p0", "p3"]);
+    assert_eq!(
+        keys_of(&s.jsonl("out/eu.jsonl"), "id"),
+        ["late1", "p0", "p3"]
+    );
 }
 
 #[test]
@@ -195,10 +226,22 @@ to = ["out"]
 "#;
     s.manifest(text);
     let err = s.plan().err().expect("the plan fails").to_string();
-    assert!(err.contains("pipeline.toml:8:"), "digest mismatch at its line: {err}");
+    assert!(
+        err.contains("pipeline.toml:8:"),
+        "digest mismatch at its line: {err}"
+    );
     assert!(err.contains("the manifest expects 0000"), "{err}");
-    assert!(err.contains("pipeline.toml:9:") && err.contains("missing-folder"), "{err}");
-    assert!(err.contains("pipeline.toml:12:") && err.contains("exports `mapper`"), "wrong world: {err}");
-    assert!(err.contains("pipeline.toml:17:") && err.contains("does not exist"), "missing wasm: {err}");
+    assert!(
+        err.contains("pipeline.toml:9:") && err.contains("missing-folder"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pipeline.toml:12:") && err.contains("exports `mapper`"),
+        "wrong world: {err}"
+    );
+    assert!(
+        err.contains("pipeline.toml:17:") && err.contains("does not exist"),
+        "missing wasm: {err}"
+    );
     assert!(err.contains("4 errors"), "{err}");
 }

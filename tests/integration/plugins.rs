@@ -7,7 +7,11 @@ use crate::support::Sandbox;
 /// A pipeline from a file source through `steps` to a file sink at
 /// `/out/out.jsonl`, with the given extra plugin tables.
 fn pipeline(source_config: &str, steps: &[&str], extra: &str) -> String {
-    let through = steps.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let through = steps
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"
 [pipeline]
@@ -41,13 +45,26 @@ pub mod file {
     fn reads_jsonl_and_csv_with_quoting_and_writes_jsonl() {
         let s = Sandbox::new();
         s.write("in/a.jsonl", "{\"id\":\"1\",\"n\":1,\"x\":1.5,\"ok\":true,\"tags\":[\"a\"]}\n{\"id\":\"2\",\"n\":2,\"x\":2.5,\"ok\":false,\"tags\":[]}\n");
-        s.write("in/b.csv", "id,name,note\n3,\"Smith, Ann\",\"said \"\"hi\"\"\"\n4,Bob,\"two\nlines\"\n5,Eve,\n");
-        s.manifest(&pipeline(r#"{ paths = ["/in/a.jsonl", "/in/b.csv"] }"#, &[], ""));
+        s.write(
+            "in/b.csv",
+            "id,name,note\n3,\"Smith, Ann\",\"said \"\"hi\"\"\"\n4,Bob,\"two\nlines\"\n5,Eve,\n",
+        );
+        s.manifest(&pipeline(
+            r#"{ paths = ["/in/a.jsonl", "/in/b.csv"] }"#,
+            &[],
+            "",
+        ));
         let report = s.run().expect("runs");
         assert_eq!((report.accounting.read, report.accounting.written), (5, 5));
         let out = s.jsonl("out/out.jsonl");
-        assert_eq!(out[0], json!({ "id": "1", "n": 1, "x": 1.5, "ok": true, "tags": ["a"] }));
-        assert_eq!(out[2], json!({ "id": "3", "name": "Smith, Ann", "note": "said \"hi\"" }));
+        assert_eq!(
+            out[0],
+            json!({ "id": "1", "n": 1, "x": 1.5, "ok": true, "tags": ["a"] })
+        );
+        assert_eq!(
+            out[2],
+            json!({ "id": "3", "name": "Smith, Ann", "note": "said \"hi\"" })
+        );
         assert_eq!(out[3]["note"], json!("two\nlines"));
         assert_eq!(out[4]["note"], serde_json::Value::Null);
     }
@@ -78,7 +95,10 @@ pub mod file {
         assert_eq!(s.run().expect("runs").accounting.read, 1);
         s.append("in/a.jsonl", "\"2\"}\n");
         assert_eq!(s.run().expect("runs").accounting.written, 1);
-        assert_eq!(crate::support::keys_of(&s.jsonl("out/out.jsonl"), "id"), ["1", "2"]);
+        assert_eq!(
+            crate::support::keys_of(&s.jsonl("out/out.jsonl"), "id"),
+            ["1", "2"]
+        );
     }
 
     #[test]
@@ -93,7 +113,10 @@ config = { required = ["id"] }
 "#;
         s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["check"], extra));
         let report = s.run().expect("runs");
-        assert_eq!((report.accounting.written, report.accounting.dead_lettered), (2, 1));
+        assert_eq!(
+            (report.accounting.written, report.accounting.dead_lettered),
+            (2, 1)
+        );
         let dl = s.dead_letters();
         assert_eq!(dl.len(), 1);
         assert_eq!(dl[0].stage, "check");
@@ -134,7 +157,10 @@ lookup = [{ table = "/ref/regions.csv", match = "country", column = "region", in
 "#;
         s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["map"], extra));
         let report = s.run().expect("runs");
-        assert_eq!((report.accounting.written, report.accounting.dead_lettered), (2, 1));
+        assert_eq!(
+            (report.accounting.written, report.accounting.dead_lettered),
+            (2, 1)
+        );
         let out = s.jsonl("out/out.jsonl");
         let ann = &out[0];
         assert_eq!(ann["email"], json!("a@x.com"));
@@ -148,8 +174,19 @@ lookup = [{ table = "/ref/regions.csv", match = "country", column = "region", in
         assert_eq!(out[1]["region"], serde_json::Value::Null);
         let dl = s.dead_letters();
         assert_eq!(dl.len(), 1);
-        assert_eq!((dl[0].key.as_str(), dl[0].stage.as_str(), dl[0].reason.as_str()), ("2", "map", "rejected"));
-        assert!(dl[0].detail.contains("age") && dl[0].detail.contains("abc"), "{}", dl[0].detail);
+        assert_eq!(
+            (
+                dl[0].key.as_str(),
+                dl[0].stage.as_str(),
+                dl[0].reason.as_str()
+            ),
+            ("2", "map", "rejected")
+        );
+        assert!(
+            dl[0].detail.contains("age") && dl[0].detail.contains("abc"),
+            "{}",
+            dl[0].detail
+        );
     }
 
     #[test]
@@ -164,7 +201,10 @@ config = { computed = { x = "a + (b" } }
 "#;
         s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["map"], extra));
         let err = s.run().expect_err("open fails").to_string();
-        assert!(err.contains("map") && err.contains("invalid configuration"), "{err}");
+        assert!(
+            err.contains("map") && err.contains("invalid configuration"),
+            "{err}"
+        );
         assert!(s.jsonl("out/out.jsonl").is_empty());
     }
 }
@@ -203,17 +243,44 @@ unique_key = true
 "#;
         s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["check"], extra));
         let report = s.run().expect("runs");
-        assert_eq!((report.accounting.written, report.accounting.dead_lettered), (1, 7));
+        assert_eq!(
+            (report.accounting.written, report.accounting.dead_lettered),
+            (1, 7)
+        );
         let dl = s.dead_letters();
-        let detail = |key: &str| dl.iter().find(|d| d.key == key).map(|d| d.detail.clone()).unwrap_or_default();
-        assert!(detail("no-email").contains("required"), "{}", detail("no-email"));
-        assert!(detail("bad-email").contains("regex"), "{}", detail("bad-email"));
+        let detail = |key: &str| {
+            dl.iter()
+                .find(|d| d.key == key)
+                .map(|d| d.detail.clone())
+                .unwrap_or_default()
+        };
+        assert!(
+            detail("no-email").contains("required"),
+            "{}",
+            detail("no-email")
+        );
+        assert!(
+            detail("bad-email").contains("regex"),
+            "{}",
+            detail("bad-email")
+        );
         assert!(detail("old").contains("range"), "{}", detail("old"));
-        assert!(detail("text-age").contains("type"), "{}", detail("text-age"));
+        assert!(
+            detail("text-age").contains("type"),
+            "{}",
+            detail("text-age")
+        );
         assert!(detail("long").contains("length"), "{}", detail("long"));
         assert!(detail("mars").contains("enum"), "{}", detail("mars"));
-        assert!(dl.iter().any(|d| d.key == "ok" && d.detail.contains("unique")), "{dl:?}");
-        assert!(dl.iter().all(|d| d.reason == "invalid" && d.stage == "check"));
+        assert!(
+            dl.iter()
+                .any(|d| d.key == "ok" && d.detail.contains("unique")),
+            "{dl:?}"
+        );
+        assert!(
+            dl.iter()
+                .all(|d| d.reason == "invalid" && d.stage == "check")
+        );
     }
 }
 
@@ -223,7 +290,10 @@ pub mod passthrough {
     #[test]
     fn returns_every_record_unchanged() {
         let s = Sandbox::new();
-        s.write("in/a.jsonl", "{\"id\":\"1\",\"v\":[1,{\"a\":null}]}\n{\"id\":\"2\",\"v\":2}\n");
+        s.write(
+            "in/a.jsonl",
+            "{\"id\":\"1\",\"v\":[1,{\"a\":null}]}\n{\"id\":\"2\",\"v\":2}\n",
+        );
         let extra = r#"
 [plugins.same]
 kind = "mapper"
@@ -240,7 +310,12 @@ wasm = "{PASSTHROUGH}"
 pub mod test_faulty_mapper {
     use super::*;
 
-    fn run_with(config: &str) -> (Sandbox, Result<ferry_pipeline::RunReport, ferry_pipeline::PipelineError>) {
+    fn run_with(
+        config: &str,
+    ) -> (
+        Sandbox,
+        Result<ferry_pipeline::RunReport, ferry_pipeline::PipelineError>,
+    ) {
         let s = Sandbox::new();
         let lines: String = (0..100).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
         s.write("in/a.jsonl", &lines);
@@ -253,14 +328,22 @@ config = {config}
 grants = {{ memory_mb = 16, timeout_ms = 300 }}
 "#
         );
-        s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["faulty"], &extra));
+        s.manifest(&pipeline(
+            r#"{ path = "/in/a.jsonl" }"#,
+            &["faulty"],
+            &extra,
+        ));
         let r = s.run();
         (s, r)
     }
 
     fn assert_only(s: &Sandbox, report: &ferry_pipeline::RunReport, keys: &[&str], reason: &str) {
         assert_eq!(report.accounting.read, 100);
-        assert_eq!(report.accounting.dead_lettered, keys.len() as u64, "{report:?}");
+        assert_eq!(
+            report.accounting.dead_lettered,
+            keys.len() as u64,
+            "{report:?}"
+        );
         assert_eq!(report.accounting.written, 100 - keys.len() as u64);
         let dl = s.dead_letters();
         let mut got: Vec<&str> = dl.iter().map(|d| d.key.as_str()).collect();
@@ -279,7 +362,10 @@ grants = {{ memory_mb = 16, timeout_ms = 300 }}
         let (s, r) = run_with(r#"{ trap_keys = ["k7", "k70"] }"#);
         let report = r.expect("runs");
         assert_only(&s, &report, &["k7", "k70"], "trap");
-        assert!(report.rebuilds > 0, "the trapped store was rebuilt: {report:?}");
+        assert!(
+            report.rebuilds > 0,
+            "the trapped store was rebuilt: {report:?}"
+        );
     }
 
     #[test]
@@ -329,8 +415,19 @@ config = { reject_keys = ["k4"] }
         let report = s.run().expect("runs");
         assert_eq!(report.accounting.written, 9);
         assert_eq!(report.accounting.dead_lettered, 1);
-        assert_eq!(s.jsonl("out/out.jsonl").len(), 10, "the file sink wrote every record");
+        assert_eq!(
+            s.jsonl("out/out.jsonl").len(),
+            10,
+            "the file sink wrote every record"
+        );
         let dl = s.dead_letters();
-        assert_eq!((dl[0].key.as_str(), dl[0].stage.as_str(), dl[0].reason.as_str()), ("k4", "picky", "rejected"));
+        assert_eq!(
+            (
+                dl[0].key.as_str(),
+                dl[0].stage.as_str(),
+                dl[0].reason.as_str()
+            ),
+            ("k4", "picky", "rejected")
+        );
     }
 }

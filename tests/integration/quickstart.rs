@@ -19,9 +19,16 @@ fn copy_quickstart() -> tempfile::TempDir {
     let src = repo().join("examples/quickstart");
     std::fs::create_dir_all(dir.path().join("data")).expect("data/");
     for entry in std::fs::read_dir(src.join("data")).expect("data").flatten() {
-        std::fs::copy(entry.path(), dir.path().join("data").join(entry.file_name())).expect("copy");
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("data").join(entry.file_name()),
+        )
+        .expect("copy");
     }
-    let dist = repo().join("plugins/dist").canonicalize().expect("plugins/dist exists");
+    let dist = repo()
+        .join("plugins/dist")
+        .canonicalize()
+        .expect("plugins/dist exists");
     let manifest = std::fs::read_to_string(src.join("pipeline.toml"))
         .expect("manifest")
         .replace("../../plugins/dist", &dist.display().to_string());
@@ -30,7 +37,8 @@ fn copy_quickstart() -> tempfile::TempDir {
 }
 
 fn summary() -> Value {
-    let text = std::fs::read_to_string(repo().join("examples/quickstart/expected/summary.json")).expect("summary");
+    let text = std::fs::read_to_string(repo().join("examples/quickstart/expected/summary.json"))
+        .expect("summary");
     serde_json::from_str(&text).expect("json")
 }
 
@@ -65,22 +73,42 @@ fn the_quickstart_writes_exactly_the_valid_records_and_dead_letters_the_rest() {
         .filter(|r| r["reason"] != "duplicate_key")
         .filter_map(|r| r["id"].as_str())
         .collect();
-    assert!(ids.is_disjoint(&bad_ids), "no invalid record reached the warehouse");
+    assert!(
+        ids.is_disjoint(&bad_ids),
+        "no invalid record reached the warehouse"
+    );
     for r in &warehouse {
         let email = r["email"].as_str().expect("email is text");
-        assert_eq!(email, email.trim().to_lowercase(), "email is trimmed and lower-cased: {r}");
+        assert_eq!(
+            email,
+            email.trim().to_lowercase(),
+            "email is trimmed and lower-cased: {r}"
+        );
         assert!(r.get("mail").is_none(), "mail was renamed: {r}");
-        assert!(r["age"].is_i64() || r["age"].is_null(), "age is an integer: {r}");
+        assert!(
+            r["age"].is_i64() || r["age"].is_null(),
+            "age is an integer: {r}"
+        );
         assert!(r["region"].is_string(), "region was looked up: {r}");
-        let full = format!("{} {}", r["first_name"].as_str().unwrap_or(""), r["last_name"].as_str().unwrap_or(""));
+        let full = format!(
+            "{} {}",
+            r["first_name"].as_str().unwrap_or(""),
+            r["last_name"].as_str().unwrap_or("")
+        );
         assert_eq!(r["full_name"].as_str(), Some(full.as_str()), "{r}");
     }
     let mut by_region: HashMap<&str, u64> = HashMap::new();
     for r in &warehouse {
-        *by_region.entry(r["region"].as_str().unwrap_or("")).or_default() += 1;
+        *by_region
+            .entry(r["region"].as_str().unwrap_or(""))
+            .or_default() += 1;
     }
     for (region, count) in expected["valid_by_region"].as_object().expect("map") {
-        assert_eq!(by_region.get(region.as_str()).copied().unwrap_or(0), n(count), "region {region}");
+        assert_eq!(
+            by_region.get(region.as_str()).copied().unwrap_or(0),
+            n(count),
+            "region {region}"
+        );
     }
     // The EU route got exactly the EU records.
     let eu = read_jsonl(&dir.path().join("out/eu.jsonl"));
@@ -103,8 +131,14 @@ fn the_quickstart_writes_exactly_the_valid_records_and_dead_letters_the_rest() {
             Some(id) => id.to_string(),
             None => format!("/in/{}:{}", bad["file"].as_str().unwrap_or(""), bad["line"]),
         };
-        let letter = by_key.get(&key).unwrap_or_else(|| panic!("no dead letter for {key} ({reason})"));
-        let stage = if facts["stage"] == "mapper" { "to_warehouse" } else { "rules" };
+        let letter = by_key
+            .get(&key)
+            .unwrap_or_else(|| panic!("no dead letter for {key} ({reason})"));
+        let stage = if facts["stage"] == "mapper" {
+            "to_warehouse"
+        } else {
+            "rules"
+        };
         assert_eq!(letter["stage"], stage, "{key}: {letter}");
         let detail = letter["detail"].as_str().unwrap_or("");
         if let Some(field) = facts["field"].as_str() {
@@ -120,7 +154,10 @@ fn the_quickstart_writes_exactly_the_valid_records_and_dead_letters_the_rest() {
         again.stdout.lines().last().unwrap_or_default(),
         "accounting: read=0 written=0 dead_lettered=0 filtered=0"
     );
-    assert_eq!(read_jsonl(&dir.path().join("out/warehouse.jsonl")).len() as u64, valid);
+    assert_eq!(
+        read_jsonl(&dir.path().join("out/warehouse.jsonl")).len() as u64,
+        valid
+    );
     let list = ferry(&["dlq", "list", "pipeline.toml", "--json"], dir.path()).expect("ferry runs");
     let letters: Vec<Value> = serde_json::from_str(&list.stdout).expect("a JSON array");
     assert_eq!(letters.len() as u64, invalid);
@@ -128,7 +165,12 @@ fn the_quickstart_writes_exactly_the_valid_records_and_dead_letters_the_rest() {
 
 #[test]
 fn the_shipped_manifest_validates_from_the_repository_root() {
-    let out = ferry(&["validate", "examples/quickstart/pipeline.toml"], &repo()).expect("ferry runs");
+    let out =
+        ferry(&["validate", "examples/quickstart/pipeline.toml"], &repo()).expect("ferry runs");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(Path::new(&repo()).join("examples/quickstart/data/contacts.jsonl").is_file());
+    assert!(
+        Path::new(&repo())
+            .join("examples/quickstart/data/contacts.jsonl")
+            .is_file()
+    );
 }

@@ -16,7 +16,10 @@ pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-        Runtime::new(RuntimeOptions { cache_dir: Some(cache) }).expect("the wasm engine starts")
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(cache),
+        })
+        .expect("the wasm engine starts")
     })
 }
 
@@ -47,7 +50,10 @@ impl Sandbox {
 
     pub fn append(&self, rel: &str, text: &str) {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(self.path(rel)).expect("open for append");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path(rel))
+            .expect("open for append");
         f.write_all(text.as_bytes()).expect("append");
     }
 
@@ -58,7 +64,8 @@ impl Sandbox {
     }
 
     pub fn plan(&self) -> Result<ferry_pipeline::Plan> {
-        let m = ferry_manifest::load(&self.path("pipeline.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let m = ferry_manifest::load(&self.path("pipeline.toml"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         ferry_pipeline::plan(m, runtime()).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
@@ -78,11 +85,17 @@ impl Sandbox {
     }
 
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.state().dead_letters(&DeadLetterFilter::default()).expect("dead letters")
+        self.state()
+            .dead_letters(&DeadLetterFilter::default())
+            .expect("dead letters")
     }
 }
 
-pub fn run_plan(plan: ferry_pipeline::Plan, state: Arc<dyn StateStore>, options: RunOptions) -> Result<RunReport, PipelineError> {
+pub fn run_plan(
+    plan: ferry_pipeline::Plan,
+    state: Arc<dyn StateStore>,
+    options: RunOptions,
+) -> Result<RunReport, PipelineError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +107,10 @@ pub fn run_plan(plan: ferry_pipeline::Plan, state: Arc<dyn StateStore>, options:
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line in {}: {e}: {l}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("bad JSON line in {}: {e}: {l}", path.display()))
+        })
         .collect()
 }
 
@@ -114,7 +130,11 @@ pub fn ferry_bin() -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let bin = target.join("debug/ferry");
-    anyhow::ensure!(bin.is_file(), "{} is missing: run `cargo build -p ferry-cli` (scripts/test.sh does)", bin.display());
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p ferry-cli` (scripts/test.sh does)",
+        bin.display()
+    );
     Ok(bin)
 }
 
@@ -128,7 +148,10 @@ pub fn ferry(args: &[&str], cwd: &Path) -> Result<Output> {
     let out = std::process::Command::new(ferry_bin()?)
         .args(args)
         .current_dir(cwd)
-        .env("FERRY_CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+        .env(
+            "FERRY_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
         .output()
         .context("running ferry")?;
     Ok(Output {

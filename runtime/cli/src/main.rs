@@ -33,7 +33,11 @@ macro_rules! println {
 }
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "Keeps systems in sync through sandboxed WebAssembly plugins")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Keeps systems in sync through sandboxed WebAssembly plugins"
+)]
 struct Cli {
     /// More log output (-v: info, -vv: debug). FERRY_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -151,12 +155,17 @@ fn manifest_paths(path: &Path) -> Result<Vec<PathBuf>> {
     } else if path.exists() {
         Ok(vec![path.to_path_buf()])
     } else {
-        bail!("{} does not exist; give a manifest (.toml) or a folder of manifests", path.display())
+        bail!(
+            "{} does not exist; give a manifest (.toml) or a folder of manifests",
+            path.display()
+        )
     }
 }
 
 fn runtime() -> Result<Runtime> {
-    Ok(Runtime::new(RuntimeOptions { cache_dir: RuntimeOptions::default_cache_dir() })?)
+    Ok(Runtime::new(RuntimeOptions {
+        cache_dir: RuntimeOptions::default_cache_dir(),
+    })?)
 }
 
 /// Loads and plans every manifest; prints every error of every manifest.
@@ -214,7 +223,9 @@ async fn run_plans(plans: Vec<ferry_pipeline::Plan>, quiet: bool) -> Result<Exit
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping: finishing the records in flight and committing (Ctrl-C again to abort)");
+            eprintln!(
+                "\nstopping: finishing the records in flight and committing (Ctrl-C again to abort)"
+            );
             let _ = shutdown_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -241,15 +252,19 @@ async fn run_plans(plans: Vec<ferry_pipeline::Plan>, quiet: bool) -> Result<Exit
 
     let show_progress = !quiet && std::io::stderr().is_terminal();
     let progress = show_progress.then(|| {
-        let statuses: Vec<(String, Arc<LiveStatus>)> =
-            running.iter().map(|r| (r.name.clone(), Arc::clone(&r.status))).collect();
+        let statuses: Vec<(String, Arc<LiveStatus>)> = running
+            .iter()
+            .map(|r| (r.name.clone(), Arc::clone(&r.status)))
+            .collect();
         tokio::spawn(draw_progress(statuses))
     });
 
     let mut total = Accounting::default();
     let mut failed = false;
     for (handle, r) in handles.into_iter().zip(&running) {
-        let result = handle.await.map_err(|e| anyhow::anyhow!("pipeline task died: {e}"))?;
+        let result = handle
+            .await
+            .map_err(|e| anyhow::anyhow!("pipeline task died: {e}"))?;
         let (report, error) = match result {
             Ok(report) => (Some(report), None),
             Err(PipelineError::Failed { report, error }) => (Some(*report), Some(*error)),
@@ -269,13 +284,21 @@ async fn run_plans(plans: Vec<ferry_pipeline::Plan>, quiet: bool) -> Result<Exit
         }
     }
     println!("{total}");
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
     let a = &report.accounting;
     let secs = report.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { a.read as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        a.read as f64 / secs
+    } else {
+        0.0
+    };
     println!(
         "{}: {} in {:.2} s, {} records ({}/s)",
         report.pipeline,
@@ -296,7 +319,10 @@ fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
     }
     println!("  filtered       {:>10}", thousands(a.filtered));
     if report.rebuilds > 0 {
-        println!("  plugin instances rebuilt after a trap: {}", report.rebuilds);
+        println!(
+            "  plugin instances rebuilt after a trap: {}",
+            report.rebuilds
+        );
     }
     if a.read == 0 {
         println!("  nothing new since the last committed checkpoint");
@@ -332,7 +358,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -366,15 +392,30 @@ fn state_paths(path: Option<&Path>) -> Result<Vec<PathBuf>> {
 
 fn open_state(path: &Path) -> Result<SqliteState> {
     if !path.is_file() {
-        bail!("no state database at {} yet: the pipeline has not run", path.display());
+        bail!(
+            "no state database at {} yet: the pipeline has not run",
+            path.display()
+        );
     }
     Ok(SqliteState::open(path)?)
 }
 
 fn dlq(command: DlqCommand) -> Result<ExitCode> {
     match command {
-        DlqCommand::List { path, pipeline, stage, reason, limit, json } => {
-            let filter = DeadLetterFilter { pipeline, stage, reason, limit };
+        DlqCommand::List {
+            path,
+            pipeline,
+            stage,
+            reason,
+            limit,
+            json,
+        } => {
+            let filter = DeadLetterFilter {
+                pipeline,
+                stage,
+                reason,
+                limit,
+            };
             let mut letters = Vec::new();
             for state in state_paths(path.as_deref())? {
                 letters.extend(open_state(&state)?.dead_letters(&filter)?);
@@ -387,7 +428,10 @@ fn dlq(command: DlqCommand) -> Result<ExitCode> {
             } else if letters.is_empty() {
                 println!("no dead letters");
             } else {
-                println!("{:>6}  {:<22} {:<14} {:<10} {:<16} detail", "id", "pipeline", "stage", "reason", "key");
+                println!(
+                    "{:>6}  {:<22} {:<14} {:<10} {:<16} detail",
+                    "id", "pipeline", "stage", "reason", "key"
+                );
                 for l in &letters {
                     let detail: String = l.detail.chars().take(100).collect();
                     println!(
@@ -395,7 +439,10 @@ fn dlq(command: DlqCommand) -> Result<ExitCode> {
                         l.id, l.pipeline, l.stage, l.reason, l.key, detail
                     );
                 }
-                println!("{} dead letters; `ferry dlq show <id>` shows one in full", letters.len());
+                println!(
+                    "{} dead letters; `ferry dlq show <id>` shows one in full",
+                    letters.len()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -407,12 +454,18 @@ fn dlq(command: DlqCommand) -> Result<ExitCode> {
                     } else {
                         println!("dead letter {}", l.id);
                         println!("  pipeline  {}", l.pipeline);
-                        println!("  stage     {} (plugin sha256 {})", l.stage, l.plugin_digest);
+                        println!(
+                            "  stage     {} (plugin sha256 {})",
+                            l.stage, l.plugin_digest
+                        );
                         println!("  reason    {}", l.reason);
                         println!("  detail    {}", l.detail);
                         println!("  key       {}", l.key);
                         println!("  attempts  {}", l.attempts);
-                        println!("  at        {}", ferry_host::batch::rfc3339_micros(l.created_at_us));
+                        println!(
+                            "  at        {}",
+                            ferry_host::batch::rfc3339_micros(l.created_at_us)
+                        );
                         println!("  record    {}", serde_json::to_string_pretty(&l.record)?);
                     }
                     return Ok(ExitCode::SUCCESS);

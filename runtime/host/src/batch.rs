@@ -31,7 +31,10 @@ pub enum ValueRef<'a> {
 impl Texts {
     /// An empty column of variable-length values.
     pub fn empty() -> Texts {
-        Texts { offsets: vec![0], data: Vec::new() }
+        Texts {
+            offsets: vec![0],
+            data: Vec::new(),
+        }
     }
 
     /// Builds texts from strings.
@@ -94,7 +97,10 @@ impl Texts {
             return Err(format!("{what}: offsets go backwards"));
         }
         if self.offsets.last().map(|&l| l as usize) != Some(self.data.len()) {
-            return Err(format!("{what}: the last offset must equal the data length {}", self.data.len()));
+            return Err(format!(
+                "{what}: the last offset must equal the data length {}",
+                self.data.len()
+            ));
         }
         if utf8 {
             for i in 0..rows {
@@ -108,7 +114,9 @@ impl Texts {
 }
 
 fn take_vec<T: Copy>(v: &[T], rows: &[u32]) -> Vec<T> {
-    rows.iter().filter_map(|&r| v.get(r as usize).copied()).collect()
+    rows.iter()
+        .filter_map(|&r| v.get(r as usize).copied())
+        .collect()
 }
 
 impl Values {
@@ -228,7 +236,10 @@ impl BatchExt for Batch {
             if let Some(valid) = &c.valid
                 && valid.len() != n
             {
-                return Err(format!("{what}: {} validity entries for {n} records", valid.len()));
+                return Err(format!(
+                    "{what}: {} validity entries for {n} records",
+                    valid.len()
+                ));
             }
         }
         Ok(())
@@ -346,7 +357,11 @@ mod tests {
                     values: Values::Text(Texts::from_strs(["Ann", "Bob", ""])),
                     valid: Some(vec![true, true, false]),
                 },
-                Column { name: "age".into(), values: Values::Ints(vec![30, 40, 0]), valid: None },
+                Column {
+                    name: "age".into(),
+                    values: Values::Ints(vec![30, 40, 0]),
+                    valid: None,
+                },
             ],
         }
     }
@@ -360,20 +375,32 @@ mod tests {
         assert_eq!(t.ops, vec![Op::Delete, Op::Upsert]);
         assert_eq!(t.versions, Some(vec![3, 1]));
         assert_eq!(t.row_json(0), serde_json::json!({ "age": 0 }));
-        assert_eq!(t.row_json(1), serde_json::json!({ "name": "Ann", "age": 30 }));
+        assert_eq!(
+            t.row_json(1),
+            serde_json::json!({ "name": "Ann", "age": 30 })
+        );
     }
 
     #[test]
     fn check_catches_malformed_batches() {
         let mut b = sample();
         b.columns[1].values = Values::Ints(vec![1]);
-        assert_eq!(b.check().unwrap_err(), "column `age`: 1 values for 3 records");
+        assert_eq!(
+            b.check().unwrap_err(),
+            "column `age`: 1 values for 3 records"
+        );
         let mut b = sample();
         b.keys.offsets = vec![0, 1, 9, 3];
         assert!(b.check().unwrap_err().contains("keys"));
         let mut b = sample();
-        b.columns[0].values = Values::Text(Texts { offsets: vec![0, 1, 2, 3], data: vec![b'a', 0xff, b'c'] });
-        assert_eq!(b.check().unwrap_err(), "column `name`: value 1 is not UTF-8");
+        b.columns[0].values = Values::Text(Texts {
+            offsets: vec![0, 1, 2, 3],
+            data: vec![b'a', 0xff, b'c'],
+        });
+        assert_eq!(
+            b.check().unwrap_err(),
+            "column `name`: value 1 is not UTF-8"
+        );
         let mut b = sample();
         b.columns.push(b.columns[0].clone());
         assert_eq!(b.check().unwrap_err(), "column `name` appears twice");
@@ -382,7 +409,10 @@ mod tests {
     #[test]
     fn timestamps_render_as_rfc3339() {
         assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(
+            rfc3339_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
         assert_eq!(rfc3339_micros(-1_000_000), "1969-12-31T23:59:59Z");
     }
 }

@@ -48,4 +48,6 @@ plugin_world! {
 }
 
 pub use common::ferry::plugin::host::Level;
-pub use common::ferry::plugin::types::{Batch, Column, Op, PluginError, RecordIssue, Texts, Values};
+pub use common::ferry::plugin::types::{
+    Batch, Column, Op, PluginError, RecordIssue, Texts, Values,
+};

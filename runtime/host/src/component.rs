@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::InstancePre;
+use wasmtime::component::types::ComponentItem;
 
 use crate::engine::{Runtime, sha256_hex};
 use crate::error::HostError;
@@ -59,7 +59,9 @@ impl PluginWorld {
         if !version.starts_with("0.1.") {
             return None;
         }
-        PluginWorld::ALL.into_iter().find(|w| w.interface() == iface)
+        PluginWorld::ALL
+            .into_iter()
+            .find(|w| w.interface() == iface)
     }
 }
 
@@ -110,17 +112,26 @@ impl Component {
         let (component, from_cache) = runtime.compile(path, &bytes, &digest)?;
         let ty = component.component_type();
         let engine = runtime.engine();
-        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
-        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let worlds = ty
             .exports(engine)
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .filter_map(|(name, _)| PluginWorld::from_export(name))
             .collect();
-        let pre = runtime.linker().instantiate_pre(&component).map_err(|e| HostError::Link {
-            path: path.to_path_buf(),
-            detail: format!("{e:#}"),
-        })?;
+        let pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| HostError::Link {
+                path: path.to_path_buf(),
+                detail: format!("{e:#}"),
+            })?;
         Ok(Component {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),

@@ -73,15 +73,16 @@ impl Runtime {
         // Epochs, not fuel: about 20% overhead instead of 27%, and a deadline
         // is all the host needs.
         config.epoch_interruption(true);
-                let engine = wasmtime::Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
+        let engine =
+            wasmtime::Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(format!("linking WASI: {e}")))?;
-        crate::bindings::common::ferry::plugin::host::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )
+        crate::bindings::common::ferry::plugin::host::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |s| s)
         .map_err(|e| HostError::Engine(format!("linking ferry:plugin/host: {e}")))?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -137,7 +138,8 @@ impl Runtime {
             detail: format!("{e:#}"),
         };
         let Some(dir) = &self.inner.cache_dir else {
-            let c = wasmtime::component::Component::new(self.engine(), bytes).map_err(compile_err)?;
+            let c =
+                wasmtime::component::Component::new(self.engine(), bytes).map_err(compile_err)?;
             return Ok((c, false));
         };
         let cached = dir.join(format!("{digest}-{}.cwasm", self.inner.engine_hash));
@@ -148,13 +150,19 @@ impl Runtime {
             // is a complete artifact for this engine. A file that fails
             // deserialization is recompiled below.
             #[allow(unsafe_code)]
-            let loaded = unsafe { wasmtime::component::Component::deserialize_file(self.engine(), &cached) };
+            let loaded =
+                unsafe { wasmtime::component::Component::deserialize_file(self.engine(), &cached) };
             match loaded {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::warn!(cache = %cached.display(), "ignoring unusable cached component: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(cache = %cached.display(), "ignoring unusable cached component: {e:#}")
+                }
             }
         }
-        let artifact = self.engine().precompile_component(bytes).map_err(compile_err)?;
+        let artifact = self
+            .engine()
+            .precompile_component(bytes)
+            .map_err(compile_err)?;
         // The cache is an optimization: failing to write it is logged, not fatal.
         if let Err(e) = write_atomically(dir, &cached, &artifact) {
             tracing::warn!(cache = %cached.display(), "cannot write the component cache: {e}");
@@ -171,7 +179,10 @@ fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        target.file_name().and_then(|n| n.to_str()).unwrap_or("component"),
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("component"),
         std::process::id()
     ));
     std::fs::write(&tmp, bytes)?;

@@ -42,7 +42,10 @@ pub trait World: Sized {
     #[doc(hidden)]
     fn pre(component: &Component) -> wasmtime::Result<Self::Pre>;
     #[doc(hidden)]
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Bindings>;
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Self::Bindings>;
     #[doc(hidden)]
     fn open(
         b: &Self::Bindings,
@@ -63,7 +66,10 @@ macro_rules! world {
             fn pre(component: &Component) -> wasmtime::Result<Self::Pre> {
                 bindings::$module::$pre::new(component.pre().clone())
             }
-            fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Bindings> {
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut Store<HostState>,
+            ) -> wasmtime::Result<Self::Bindings> {
                 pre.instantiate(store)
             }
             fn open(
@@ -80,16 +86,51 @@ macro_rules! world {
     };
 }
 
-world!(SourceWorld, Source, source, SourcePluginPre, SourcePlugin, ferry_plugin_source,
-    |b, store, config, checkpoint| b.call_open(store, config, checkpoint));
-world!(SinkWorld, Sink, sink, SinkPluginPre, SinkPlugin, ferry_plugin_sink,
-    |b, store, config, checkpoint| b.call_open(store, config));
-world!(MapperWorld, Mapper, mapper, MapperPluginPre, MapperPlugin, ferry_plugin_mapper,
-    |b, store, config, checkpoint| b.call_open(store, config));
-world!(ValidatorWorld, Validator, validator, ValidatorPluginPre, ValidatorPlugin, ferry_plugin_validator,
-    |b, store, config, checkpoint| b.call_open(store, config));
-world!(ResolverWorld, Resolver, resolver, ResolverPluginPre, ResolverPlugin, ferry_plugin_resolver,
-    |b, store, config, checkpoint| b.call_open(store, config));
+world!(
+    SourceWorld,
+    Source,
+    source,
+    SourcePluginPre,
+    SourcePlugin,
+    ferry_plugin_source,
+    |b, store, config, checkpoint| b.call_open(store, config, checkpoint)
+);
+world!(
+    SinkWorld,
+    Sink,
+    sink,
+    SinkPluginPre,
+    SinkPlugin,
+    ferry_plugin_sink,
+    |b, store, config, checkpoint| b.call_open(store, config)
+);
+world!(
+    MapperWorld,
+    Mapper,
+    mapper,
+    MapperPluginPre,
+    MapperPlugin,
+    ferry_plugin_mapper,
+    |b, store, config, checkpoint| b.call_open(store, config)
+);
+world!(
+    ValidatorWorld,
+    Validator,
+    validator,
+    ValidatorPluginPre,
+    ValidatorPlugin,
+    ferry_plugin_validator,
+    |b, store, config, checkpoint| b.call_open(store, config)
+);
+world!(
+    ResolverWorld,
+    Resolver,
+    resolver,
+    ResolverPluginPre,
+    ResolverPlugin,
+    ferry_plugin_resolver,
+    |b, store, config, checkpoint| b.call_open(store, config)
+);
 
 /// A source stage's instance.
 pub type SourceInstance = StageInstance<SourceWorld>;
@@ -127,7 +168,11 @@ impl<W: World> StageInstance<W> {
     /// Builds the instance and runs the plugin's `open`.
     ///
     /// `checkpoint` is handed to a source's `open`; other worlds ignore it.
-    pub fn new(component: &Component, spec: InstanceSpec, checkpoint: Option<Vec<u8>>) -> Result<Self, HostError> {
+    pub fn new(
+        component: &Component,
+        spec: InstanceSpec,
+        checkpoint: Option<Vec<u8>>,
+    ) -> Result<Self, HostError> {
         if !component.exports(W::WORLD) {
             return Err(component.wrong_world(W::WORLD));
         }
@@ -184,8 +229,12 @@ impl<W: World> StageInstance<W> {
 
     fn ensure_live(&mut self) -> Result<&mut Live<W>, BuildError> {
         if self.live.is_none() {
-            let state = HostState::new(self.identity.clone(), &self.spec.files, self.spec.memory_bytes)
-                .map_err(BuildError::Host)?;
+            let state = HostState::new(
+                self.identity.clone(),
+                &self.spec.files,
+                self.spec.memory_bytes,
+            )
+            .map_err(BuildError::Host)?;
             let mut store = Store::new(self.component_engine(), state);
             store.limiter(|s| &mut s.limiter);
             store.epoch_deadline_trap();
@@ -197,7 +246,12 @@ impl<W: World> StageInstance<W> {
                 })
             })?;
             store.set_epoch_deadline(self.deadline_ticks());
-            let opened = W::open(&bindings, &mut store, &self.spec.config, self.resume_checkpoint.as_deref());
+            let opened = W::open(
+                &bindings,
+                &mut store,
+                &self.spec.config,
+                self.resume_checkpoint.as_deref(),
+            );
             match opened {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(BuildError::Call(e.into())),
@@ -208,7 +262,9 @@ impl<W: World> StageInstance<W> {
         }
         match self.live.as_mut() {
             Some(live) => Ok(live),
-            None => Err(BuildError::Call(CallError::Contract("instance vanished".into()))),
+            None => Err(BuildError::Call(CallError::Contract(
+                "instance vanished".into(),
+            ))),
         }
     }
 
@@ -259,7 +315,10 @@ enum BuildError {
 fn fault(trap: &wasmtime::Error, store: &Store<HostState>) -> CallError {
     let kind = if store.data().limiter.breached {
         FaultKind::Memory
-    } else if matches!(trap.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+    } else if matches!(
+        trap.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
         FaultKind::Deadline
     } else {
         FaultKind::Trap

@@ -33,17 +33,18 @@ mod error;
 mod instance;
 mod store;
 
-pub use bindings::{Batch, Column, Level, Op, PluginError, RecordIssue, Texts, Values};
 pub use bindings::mapper::exports::ferry::plugin::mapper::Mapped;
 pub use bindings::sink::exports::ferry::plugin::sink::WriteReport;
 pub use bindings::source::exports::ferry::plugin::source::{Polled, SourceStatus};
 pub use bindings::validator::exports::ferry::plugin::validator::Violation;
+pub use bindings::{Batch, Column, Level, Op, PluginError, RecordIssue, Texts, Values};
 pub use component::{Component, ComponentInfo, PluginWorld};
+pub use engine::sha256_hex;
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{CallError, FaultKind, HostError};
 pub use instance::{
-    InstanceSpec, MapperInstance, MapperWorld, ResolverInstance, ResolverWorld, SinkInstance, SinkWorld,
-    SourceInstance, SourceWorld, StageInstance, ValidatorInstance, ValidatorWorld, World,
+    InstanceSpec, MapperInstance, MapperWorld, ResolverInstance, ResolverWorld, SinkInstance,
+    SinkWorld, SourceInstance, SourceWorld, StageInstance, ValidatorInstance, ValidatorWorld,
+    World,
 };
-pub use engine::sha256_hex;
 pub use store::{FileGrant, HostState};

@@ -83,12 +83,22 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(identity: Identity, grants: &[FileGrant], memory_bytes: usize) -> Result<Self, HostError> {
+    pub(crate) fn new(
+        identity: Identity,
+        grants: &[FileGrant],
+        memory_bytes: usize,
+    ) -> Result<Self, HostError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut builder = WasiCtx::builder();
-        builder.stderr(stderr.clone()).allow_blocking_current_thread(true);
+        builder
+            .stderr(stderr.clone())
+            .allow_blocking_current_thread(true);
         for grant in grants {
-            let perms = if grant.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
             if grant.writable && !grant.host.exists() {
                 std::fs::create_dir_all(&grant.host).map_err(|e| HostError::Grant {
                     path: grant.host.clone(),
@@ -105,7 +115,10 @@ impl HostState {
         Ok(HostState {
             wasi: builder.build(),
             table: ResourceTable::new(),
-            limiter: Limiter { max_memory: memory_bytes, breached: false },
+            limiter: Limiter {
+                max_memory: memory_bytes,
+                breached: false,
+            },
             stderr,
             identity,
         })
@@ -117,14 +130,19 @@ impl HostState {
         let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();
         let start = text.len().saturating_sub(1024);
-        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
         text[start..].to_string()
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -137,16 +155,30 @@ impl host::Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let id = &self.identity;
-        let (p, s, d) = (&*id.pipeline, &*id.stage, &id.digest[..id.digest.len().min(12)]);
+        let (p, s, d) = (
+            &*id.pipeline,
+            &*id.stage,
+            &id.digest[..id.digest.len().min(12)],
+        );
         match level {
-            host::Level::Trace => tracing::trace!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
-            host::Level::Debug => tracing::debug!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
-            host::Level::Info => tracing::info!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
-            host::Level::Warn => tracing::warn!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
-            host::Level::Error => tracing::error!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}"),
+            host::Level::Trace => {
+                tracing::trace!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}")
+            }
+            host::Level::Debug => {
+                tracing::debug!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}")
+            }
+            host::Level::Info => {
+                tracing::info!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}")
+            }
+            host::Level::Warn => {
+                tracing::warn!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}")
+            }
+            host::Level::Error => {
+                tracing::error!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}")
+            }
         }
     }
 }

@@ -162,7 +162,15 @@ mod tests {
         l.done_piece(0);
         let c = l.take_committable().expect("both batches complete");
         assert_eq!(c.checkpoint, b"b".to_vec());
-        assert_eq!(c.closed, Accounting { read: 3, written: 2, dead_lettered: 1, filtered: 0 });
+        assert_eq!(
+            c.closed,
+            Accounting {
+                read: 3,
+                written: 2,
+                dead_lettered: 1,
+                filtered: 0
+            }
+        );
         assert!(c.closed.balances());
         assert_eq!(l.in_flight(), 0);
     }
@@ -174,6 +182,14 @@ mod tests {
         l.mark(7, [2], RowState::Written);
         l.done_piece(7);
         let c = l.take_committable().expect("complete");
-        assert_eq!(c.closed, Accounting { read: 3, written: 1, dead_lettered: 0, filtered: 2 });
+        assert_eq!(
+            c.closed,
+            Accounting {
+                read: 3,
+                written: 1,
+                dead_lettered: 0,
+                filtered: 2
+            }
+        );
     }
 }

@@ -45,7 +45,9 @@ pub enum PipelineError {
         error: CallError,
     },
     /// A sink could not make its writes durable.
-    #[error("sink `{stage}` could not flush: {error}; unflushed records will be read again on the next run")]
+    #[error(
+        "sink `{stage}` could not flush: {error}; unflushed records will be read again on the next run"
+    )]
     Flush {
         /// The stage.
         stage: String,
@@ -53,7 +55,9 @@ pub enum PipelineError {
         error: CallError,
     },
     /// A route with `on_invalid = "stop"` met an invalid record.
-    #[error("stopped at stage `{stage}` on invalid record `{key}`: {detail} (the route says on_invalid = \"stop\")")]
+    #[error(
+        "stopped at stage `{stage}` on invalid record `{key}`: {detail} (the route says on_invalid = \"stop\")"
+    )]
     Stopped {
         /// The stage.
         stage: String,

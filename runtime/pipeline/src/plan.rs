@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_host::{Component, FileGrant, HostError, InstanceSpec, PluginWorld, Runtime};
-use ferry_manifest::{Access, Condition, Diagnostic, Manifest, ManifestError, OnInvalid, PluginKind};
+use ferry_manifest::{
+    Access, Condition, Diagnostic, Manifest, ManifestError, OnInvalid, PluginKind,
+};
 
 /// A stage of a planned pipeline.
 pub struct PlannedStage {
@@ -59,17 +61,24 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
     for (name, plugin) in &manifest.plugins {
         let result = loaded
             .entry(plugin.wasm.clone())
-            .or_insert_with(|| Component::load(runtime, &plugin.wasm).map_err(|e| describe_load_error(&e)))
+            .or_insert_with(|| {
+                Component::load(runtime, &plugin.wasm).map_err(|e| describe_load_error(&e))
+            })
             .clone();
         let component = match result {
             Ok(c) => c,
             Err(detail) => {
                 let hint = if plugin.wasm.exists() {
-                    "build it again, or point `wasm` at a component built for wasm32-wasip2".to_string()
+                    "build it again, or point `wasm` at a component built for wasm32-wasip2"
+                        .to_string()
                 } else {
                     "build the plugins (`bash plugins/build.sh`) or fix the path; it is relative to the manifest's folder".to_string()
                 };
-                diagnostics.push(manifest.diagnostic(plugin.spans.wasm, format!("plugin `{name}`: {detail}"), Some(hint)));
+                diagnostics.push(manifest.diagnostic(
+                    plugin.spans.wasm,
+                    format!("plugin `{name}`: {detail}"),
+                    Some(hint),
+                ));
                 continue;
             }
         };
@@ -77,7 +86,7 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
             && expected != component.digest()
         {
             diagnostics.push(manifest.diagnostic(
-                plugin.spans.sha256.unwrap_or_else(|| plugin.spans.wasm),
+                plugin.spans.sha256.unwrap_or(plugin.spans.wasm),
                 format!(
                     "plugin `{name}`: {} has sha256 {}, the manifest expects {expected}",
                     plugin.wasm.display(),
@@ -88,8 +97,17 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
         }
         let world = world_of(plugin.kind);
         if !component.exports(world) {
-            let found: Vec<String> = component.info().worlds.iter().map(|w| format!("`{w}`")).collect();
-            let found = if found.is_empty() { "no ferry plugin interface".to_string() } else { found.join(", ") };
+            let found: Vec<String> = component
+                .info()
+                .worlds
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect();
+            let found = if found.is_empty() {
+                "no ferry plugin interface".to_string()
+            } else {
+                found.join(", ")
+            };
             diagnostics.push(manifest.diagnostic(
                 plugin.spans.kind,
                 format!(
@@ -97,21 +115,29 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                     plugin.kind,
                     plugin.wasm.display()
                 ),
-                Some(format!("use a component that exports `{}`, or change `kind`", world.qualified())),
+                Some(format!(
+                    "use a component that exports `{}`, or change `kind`",
+                    world.qualified()
+                )),
             ));
         }
         for grant in &plugin.grants.files {
             // A writable folder is created when the stage starts; a folder
             // to read from must exist.
             if grant.mode == Access::ReadOnly && !grant.host.is_dir() {
-                diagnostics.push(manifest.diagnostic(
-                    grant.span,
-                    format!(
-                        "plugin `{name}`: granted folder {} does not exist",
-                        grant.host.display()
+                diagnostics.push(
+                    manifest.diagnostic(
+                        grant.span,
+                        format!(
+                            "plugin `{name}`: granted folder {} does not exist",
+                            grant.host.display()
+                        ),
+                        Some(
+                            "create it, or fix `host`; it is relative to the manifest's folder"
+                                .to_string(),
+                        ),
                     ),
-                    Some("create it, or fix `host`; it is relative to the manifest's folder".to_string()),
-                ));
+                );
             }
         }
         components.insert(name.clone(), component);
@@ -144,19 +170,29 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
         for step in &route.through {
             on_invalid.insert(step.clone(), route.on_invalid);
             let i = add(step, &mut order, &mut outputs);
-            outputs[prev].push(Output { when: when.take(), to: i });
+            outputs[prev].push(Output {
+                when: when.take(),
+                to: i,
+            });
             prev = i;
         }
         for sink in &route.to {
             let i = add(sink, &mut order, &mut outputs);
-            outputs[prev].push(Output { when: when.clone(), to: i });
+            outputs[prev].push(Output {
+                when: when.clone(),
+                to: i,
+            });
         }
     }
 
     let mut stages = Vec::with_capacity(order.len());
     for (name, outs) in order.into_iter().zip(outputs) {
-        let Some(plugin) = manifest.plugins.get(&name) else { continue };
-        let Some(component) = components.get(&name) else { continue };
+        let Some(plugin) = manifest.plugins.get(&name) else {
+            continue;
+        };
+        let Some(component) = components.get(&name) else {
+            continue;
+        };
         stages.push(PlannedStage {
             kind: plugin.kind,
             component: component.clone(),
@@ -177,7 +213,10 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                 memory_bytes: plugin.grants.memory_mb as usize * 1024 * 1024,
                 timeout: plugin.grants.timeout.max(Duration::from_millis(1)),
             },
-            on_invalid: on_invalid.get(&name).copied().unwrap_or(OnInvalid::DeadLetter),
+            on_invalid: on_invalid
+                .get(&name)
+                .copied()
+                .unwrap_or(OnInvalid::DeadLetter),
             outputs: outs,
             name,
         });

@@ -77,27 +77,57 @@ mod tests {
     }
 
     fn cond(field: &str, test: Test) -> Condition {
-        Condition { field: field.into(), test }
+        Condition {
+            field: field.into(),
+            test,
+        }
     }
 
     #[test]
     fn selects_by_equality_membership_and_presence() {
         let b = batch();
-        assert_eq!(select(&b, &cond("region", Test::Equals(Scalar::Text("EU".into())))), [0, 3]);
-        assert_eq!(select(&b, &cond("region", Test::NotEquals(Scalar::Text("EU".into())))), [1, 2]);
         assert_eq!(
-            select(&b, &cond("region", Test::In(vec![Scalar::Text("US".into()), Scalar::Text("EU".into())]))),
+            select(&b, &cond("region", Test::Equals(Scalar::Text("EU".into())))),
+            [0, 3]
+        );
+        assert_eq!(
+            select(
+                &b,
+                &cond("region", Test::NotEquals(Scalar::Text("EU".into())))
+            ),
+            [1, 2]
+        );
+        assert_eq!(
+            select(
+                &b,
+                &cond(
+                    "region",
+                    Test::In(vec![Scalar::Text("US".into()), Scalar::Text("EU".into())])
+                )
+            ),
             [0, 1, 3]
         );
         assert_eq!(select(&b, &cond("region", Test::Exists(false))), [2]);
-        assert_eq!(select(&b, &cond("missing", Test::Exists(true))), Vec::<u32>::new());
+        assert_eq!(
+            select(&b, &cond("missing", Test::Exists(true))),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
     fn json_columns_compare_by_decoded_value() {
         let b = batch();
-        assert_eq!(select(&b, &cond("score", Test::Equals(Scalar::Int(1)))), [0]);
-        assert_eq!(select(&b, &cond("score", Test::Equals(Scalar::Text("x".into())))), [1]);
-        assert_eq!(select(&b, &cond("score", Test::Equals(Scalar::Float(2.5)))), [2]);
+        assert_eq!(
+            select(&b, &cond("score", Test::Equals(Scalar::Int(1)))),
+            [0]
+        );
+        assert_eq!(
+            select(&b, &cond("score", Test::Equals(Scalar::Text("x".into())))),
+            [1]
+        );
+        assert_eq!(
+            select(&b, &cond("score", Test::Equals(Scalar::Float(2.5)))),
+            [2]
+        );
     }
 }

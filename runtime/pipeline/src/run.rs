@@ -29,9 +29,9 @@ use ferry_state::{Accounting, DeadLetter, StateStore, now_us};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::PipelineError;
 use crate::ledger::{Ledger, RowState};
 use crate::plan::{Output, Plan, PlannedStage};
-use crate::PipelineError;
 
 /// How many batches may wait between two stages before the sender waits.
 const CHANNEL_DEPTH: usize = 4;
@@ -135,7 +135,13 @@ struct Router {
 impl Router {
     /// Sends the records of `batch` along every edge whose condition they
     /// meet. Each send is a new piece of source batch `seq`.
-    async fn forward(&self, shared: &Shared, seq: u64, batch: Batch, origins: Vec<u32>) -> Result<(), PipelineError> {
+    async fn forward(
+        &self,
+        shared: &Shared,
+        seq: u64,
+        batch: Batch,
+        origins: Vec<u32>,
+    ) -> Result<(), PipelineError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -145,7 +151,10 @@ impl Router {
         let last = self.outputs.len().saturating_sub(1);
         for (i, (output, tx)) in self.outputs.iter().enumerate() {
             let Some(current) = batch.as_ref() else { break };
-            let rows = output.when.as_ref().map(|c| crate::route::select(current, c));
+            let rows = output
+                .when
+                .as_ref()
+                .map(|c| crate::route::select(current, c));
             let env = match rows {
                 Some(rows) if rows.is_empty() => continue,
                 Some(rows) if rows.len() < n => {
@@ -153,7 +162,10 @@ impl Router {
                     Envelope {
                         seq,
                         batch: current.take(&rows),
-                        origins: rows.iter().map(|&r| o.get(r as usize).copied().unwrap_or(0)).collect(),
+                        origins: rows
+                            .iter()
+                            .map(|&r| o.get(r as usize).copied().unwrap_or(0))
+                            .collect(),
                     }
                 }
                 // Every record goes: the last edge takes the batch itself.
@@ -171,7 +183,9 @@ impl Router {
             shared.ledger.add_piece(seq);
             if tx.send(env).await.is_err() {
                 shared.ledger.done_piece(seq);
-                return Err(PipelineError::Internal("a stage stopped before its input ended".into()));
+                return Err(PipelineError::Internal(
+                    "a stage stopped before its input ended".into(),
+                ));
             }
         }
         Ok(())
@@ -180,7 +194,11 @@ impl Router {
 
 /// Runs a plan to its end (`once`) or until shutdown (`follow`), on the
 /// current tokio runtime, which must be multi-threaded.
-pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) -> Result<RunReport, PipelineError> {
+pub async fn run(
+    plan: Plan,
+    state: Arc<dyn StateStore>,
+    options: RunOptions,
+) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let pipeline: Arc<str> = Arc::from(plan.name.as_str());
     let source_name = plan
@@ -227,7 +245,16 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
     let built = tokio::task::block_in_place(|| {
         plan.stages
             .iter()
-            .map(|stage| build(stage, if stage.kind == PluginKind::Source { checkpoint.clone() } else { None }))
+            .map(|stage| {
+                build(
+                    stage,
+                    if stage.kind == PluginKind::Source {
+                        checkpoint.clone()
+                    } else {
+                        None
+                    },
+                )
+            })
             .collect::<Result<Vec<_>, _>>()
     })?;
     for (i, (stage, instance)) in plan.stages.iter().zip(built).enumerate() {
@@ -235,7 +262,12 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
             outputs: stage
                 .outputs
                 .iter()
-                .filter_map(|o| senders.get(o.to).and_then(|s| s.clone()).map(|tx| (o.clone(), tx)))
+                .filter_map(|o| {
+                    senders
+                        .get(o.to)
+                        .and_then(|s| s.clone())
+                        .map(|tx| (o.clone(), tx))
+                })
                 .collect(),
         };
         let ctx = StageCtx {
@@ -268,7 +300,12 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
             (Instance::Sink(s), Some(rx)) => {
                 tasks.spawn(sink_task(ctx, rx, s, max_wait));
             }
-            _ => return Err(PipelineError::Internal(format!("stage `{}` has no input", stage.name))),
+            _ => {
+                return Err(PipelineError::Internal(format!(
+                    "stage `{}` has no input",
+                    stage.name
+                )));
+            }
         }
     }
     drop(senders);
@@ -285,12 +322,19 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
                 let finishing = *done_rx.borrow();
                 if let Some(c) = shared.ledger.take_committable() {
                     tokio::task::block_in_place(|| {
-                        shared.state.commit(run_id, &pipeline, &source_name, &c.checkpoint, &c.closed)
+                        shared.state.commit(
+                            run_id,
+                            &pipeline,
+                            &source_name,
+                            &c.checkpoint,
+                            &c.closed,
+                        )
                     })?;
                     total.add(&c.closed);
                     let s = &shared.status;
                     s.written.fetch_add(c.closed.written, Ordering::Relaxed);
-                    s.dead_lettered.fetch_add(c.closed.dead_lettered, Ordering::Relaxed);
+                    s.dead_lettered
+                        .fetch_add(c.closed.dead_lettered, Ordering::Relaxed);
                     s.filtered.fetch_add(c.closed.filtered, Ordering::Relaxed);
                     let _ = committed_tx.send(Some(c.checkpoint));
                 }
@@ -307,7 +351,8 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
 
     let mut failure: Option<PipelineError> = None;
     while let Some(joined) = tasks.join_next().await {
-        let result = joined.unwrap_or_else(|e| Err(PipelineError::Internal(format!("a stage task died: {e}"))));
+        let result = joined
+            .unwrap_or_else(|e| Err(PipelineError::Internal(format!("a stage task died: {e}"))));
         if let Err(e) = result
             && failure.is_none()
         {
@@ -342,7 +387,10 @@ pub async fn run(plan: Plan, state: Arc<dyn StateStore>, options: RunOptions) ->
     };
     match failure {
         None => Ok(report),
-        Some(error) => Err(PipelineError::Failed { report: Box::new(report), error: Box::new(error) }),
+        Some(error) => Err(PipelineError::Failed {
+            report: Box::new(report),
+            error: Box::new(error),
+        }),
     }
 }
 
@@ -356,14 +404,24 @@ enum Instance {
 fn build(stage: &PlannedStage, checkpoint: Option<Vec<u8>>) -> Result<Instance, PipelineError> {
     let spec = stage.spec.clone();
     let c = &stage.component;
-    let open = |e| PipelineError::Open { stage: stage.name.clone(), source: Box::new(e) };
+    let open = |e| PipelineError::Open {
+        stage: stage.name.clone(),
+        source: Box::new(e),
+    };
     Ok(match stage.kind {
-        PluginKind::Source => Instance::Source(SourceInstance::new(c, spec, checkpoint).map_err(open)?),
+        PluginKind::Source => {
+            Instance::Source(SourceInstance::new(c, spec, checkpoint).map_err(open)?)
+        }
         PluginKind::Sink => Instance::Sink(SinkInstance::new(c, spec, None).map_err(open)?),
         PluginKind::Mapper => Instance::Mapper(MapperInstance::new(c, spec, None).map_err(open)?),
-        PluginKind::Validator => Instance::Validator(ValidatorInstance::new(c, spec, None).map_err(open)?),
+        PluginKind::Validator => {
+            Instance::Validator(ValidatorInstance::new(c, spec, None).map_err(open)?)
+        }
         PluginKind::Resolver => {
-            return Err(PipelineError::Internal(format!("resolver `{}` cannot be a route stage", stage.name)));
+            return Err(PipelineError::Internal(format!(
+                "resolver `{}` cannot be a route stage",
+                stage.name
+            )));
         }
     })
 }
@@ -409,7 +467,8 @@ impl StageCtx {
         tokio::task::block_in_place(|| self.shared.state.add_dead_letters(&letters))?;
         self.shared.ledger.mark(
             env.seq,
-            rows.iter().filter_map(|(r, _)| env.origins.get(*r as usize).copied()),
+            rows.iter()
+                .filter_map(|(r, _)| env.origins.get(*r as usize).copied()),
             RowState::DeadLettered,
         );
         Ok(())
@@ -417,7 +476,13 @@ impl StageCtx {
 
     /// Applies the route's `on_invalid` to records a mapper or validator
     /// refused.
-    fn invalid(&self, env: &Envelope, batch: &Batch, rows: &[(u32, String)], reason: &str) -> Result<(), PipelineError> {
+    fn invalid(
+        &self,
+        env: &Envelope,
+        batch: &Batch,
+        rows: &[(u32, String)],
+        reason: &str,
+    ) -> Result<(), PipelineError> {
         match self.on_invalid {
             OnInvalid::DeadLetter => self.dead_letter(env, batch, rows, reason, 1),
             // Nothing to do: a record nobody takes is counted as filtered.
@@ -434,7 +499,12 @@ impl StageCtx {
     }
 
     /// Dead-letters every record of a part whose call failed.
-    fn fail_part(&self, env: &Envelope, part: &Part<impl Sized>, error: &CallError) -> Result<(), PipelineError> {
+    fn fail_part(
+        &self,
+        env: &Envelope,
+        part: &Part<impl Sized>,
+        error: &CallError,
+    ) -> Result<(), PipelineError> {
         let detail = error.to_string();
         let rows: Vec<(u32, String)> = part.rows.iter().map(|&r| (r, detail.clone())).collect();
         self.dead_letter(env, &env.batch, &rows, error.reason(), part.attempts)
@@ -476,24 +546,37 @@ fn isolate_into<R>(
             Err(CallError::Retryable(_)) if attempts < RETRIES => {
                 std::thread::sleep(RETRY_DELAY * 2u32.pow(attempts - 1));
             }
-            Err(CallError::Fault { .. } | CallError::Fatal(_) | CallError::Contract(_)) if rows.len() > 1 => {
+            Err(CallError::Fault { .. } | CallError::Fatal(_) | CallError::Contract(_))
+                if rows.len() > 1 =>
+            {
                 let (left, right) = rows.split_at(rows.len() / 2);
                 isolate_into(batch, left.to_vec(), false, f, parts);
                 isolate_into(batch, right.to_vec(), false, f, parts);
                 return;
             }
             result => {
-                parts.push(Part { rows, sub, result, attempts });
+                parts.push(Part {
+                    rows,
+                    sub,
+                    result,
+                    attempts,
+                });
                 return;
             }
         }
     }
 }
 
-fn check_rows(what: &str, rows: impl IntoIterator<Item = u32>, len: usize) -> Result<(), CallError> {
+fn check_rows(
+    what: &str,
+    rows: impl IntoIterator<Item = u32>,
+    len: usize,
+) -> Result<(), CallError> {
     for r in rows {
         if r as usize >= len {
-            return Err(CallError::Contract(format!("{what} names record {r} of a batch of {len}")));
+            return Err(CallError::Contract(format!(
+                "{what} names record {r} of a batch of {len}"
+            )));
         }
     }
     Ok(())
@@ -540,7 +623,12 @@ impl SourceTask {
                     tracing::warn!(stage = %self.ctx.stage, "source {e}; rebuilding it from its last checkpoint");
                     continue;
                 }
-                Err(e) => return Err(PipelineError::Source { stage: self.ctx.stage.clone(), error: e }),
+                Err(e) => {
+                    return Err(PipelineError::Source {
+                        stage: self.ctx.stage.clone(),
+                        error: e,
+                    });
+                }
             };
             polled.records.check().map_err(|e| PipelineError::Source {
                 stage: self.ctx.stage.clone(),
@@ -551,7 +639,9 @@ impl SourceTask {
             shared.status.read.fetch_add(n as u64, Ordering::Relaxed);
             self.instance.set_resume_checkpoint(Some(polled.checkpoint));
             let origins: Vec<u32> = (0..n as u32).collect();
-            self.router.forward(&shared, seq, polled.records, origins).await?;
+            self.router
+                .forward(&shared, seq, polled.records, origins)
+                .await?;
             shared.ledger.done_piece(seq);
             shared.progress.notify_one();
             seq += 1;
@@ -592,7 +682,12 @@ enum Step {
     Validator(ValidatorInstance),
 }
 
-async fn step_task(ctx: StageCtx, router: Router, mut rx: mpsc::Receiver<Envelope>, mut step: Step) -> Result<(), PipelineError> {
+async fn step_task(
+    ctx: StageCtx,
+    router: Router,
+    mut rx: mpsc::Receiver<Envelope>,
+    mut step: Step,
+) -> Result<(), PipelineError> {
     while let Some(mut env) = rx.recv().await {
         let forward = tokio::task::block_in_place(|| match &mut step {
             Step::Mapper(m) => map_batch(&ctx, m, &env),
@@ -608,13 +703,20 @@ async fn step_task(ctx: StageCtx, router: Router, mut rx: mpsc::Receiver<Envelop
         Step::Mapper(m) => m.rebuilds(),
         Step::Validator(v) => v.rebuilds(),
     };
-    ctx.shared.status.rebuilds.fetch_add(rebuilds, Ordering::Relaxed);
+    ctx.shared
+        .status
+        .rebuilds
+        .fetch_add(rebuilds, Ordering::Relaxed);
     Ok(())
 }
 
 type Forward = Vec<(Batch, Vec<u32>)>;
 
-fn map_batch(ctx: &StageCtx, mapper: &mut MapperInstance, env: &Envelope) -> Result<Forward, PipelineError> {
+fn map_batch(
+    ctx: &StageCtx,
+    mapper: &mut MapperInstance,
+    env: &Envelope,
+) -> Result<Forward, PipelineError> {
     let parts = isolate(&env.batch, |b| {
         let mapped = mapper.map(b)?;
         mapped.records.check().map_err(CallError::Contract)?;
@@ -633,13 +735,21 @@ fn map_batch(ctx: &StageCtx, mapper: &mut MapperInstance, env: &Envelope) -> Res
     for part in parts {
         match &part.result {
             Ok(mapped) => {
-                let rejected: Vec<(u32, String)> =
-                    mapped.rejected.iter().map(|r| (part.rows[r.row as usize], r.reason.clone())).collect();
+                let rejected: Vec<(u32, String)> = mapped
+                    .rejected
+                    .iter()
+                    .map(|r| (part.rows[r.row as usize], r.reason.clone()))
+                    .collect();
                 ctx.invalid(env, &env.batch, &rejected, "rejected")?;
                 let origins = mapped
                     .derived_from
                     .iter()
-                    .map(|&d| env.origins.get(part.rows[d as usize] as usize).copied().unwrap_or(0))
+                    .map(|&d| {
+                        env.origins
+                            .get(part.rows[d as usize] as usize)
+                            .copied()
+                            .unwrap_or(0)
+                    })
                     .collect();
                 if let Ok(mapped) = part.result {
                     forward.push((mapped.records, origins));
@@ -651,7 +761,11 @@ fn map_batch(ctx: &StageCtx, mapper: &mut MapperInstance, env: &Envelope) -> Res
     Ok(forward)
 }
 
-fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &mut Envelope) -> Result<Forward, PipelineError> {
+fn validate_batch(
+    ctx: &StageCtx,
+    validator: &mut ValidatorInstance,
+    env: &mut Envelope,
+) -> Result<Forward, PipelineError> {
     let parts = isolate(&env.batch, |b| {
         let violations = validator.validate(b)?;
         check_rows("a violation", violations.iter().map(|v| v.row), b.len())?;
@@ -662,9 +776,16 @@ fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &mut E
         match &part.result {
             Ok(violations) if violations.is_empty() => match part.sub {
                 // The whole input is valid: it goes on as it is, uncopied.
-                None => forward.push((std::mem::replace(&mut env.batch, Batch::empty()), env.origins.clone())),
+                None => forward.push((
+                    std::mem::replace(&mut env.batch, Batch::empty()),
+                    env.origins.clone(),
+                )),
                 Some(sub) => {
-                    let origins = part.rows.iter().map(|&r| env.origins.get(r as usize).copied().unwrap_or(0)).collect();
+                    let origins = part
+                        .rows
+                        .iter()
+                        .map(|&r| env.origins.get(r as usize).copied().unwrap_or(0))
+                        .collect();
                     forward.push((sub, origins));
                 }
             },
@@ -692,11 +813,18 @@ fn validate_batch(ctx: &StageCtx, validator: &mut ValidatorInstance, env: &mut E
                     .filter_map(|(i, r)| r.as_ref().map(|r| (part.rows[i], r.clone())))
                     .collect();
                 ctx.invalid(env, &env.batch, &invalid, "invalid")?;
-                let valid: Vec<u32> = (0..batch.len() as u32).filter(|&i| reasons[i as usize].is_none()).collect();
+                let valid: Vec<u32> = (0..batch.len() as u32)
+                    .filter(|&i| reasons[i as usize].is_none())
+                    .collect();
                 if !valid.is_empty() {
                     let origins = valid
                         .iter()
-                        .map(|&i| env.origins.get(part.rows[i as usize] as usize).copied().unwrap_or(0))
+                        .map(|&i| {
+                            env.origins
+                                .get(part.rows[i as usize] as usize)
+                                .copied()
+                                .unwrap_or(0)
+                        })
                         .collect();
                     forward.push((batch.take(&valid), origins));
                 }
@@ -713,8 +841,16 @@ struct Unflushed {
     since: Option<Instant>,
 }
 
-async fn sink_task(ctx: StageCtx, mut rx: mpsc::Receiver<Envelope>, mut sink: SinkInstance, max_wait: Duration) -> Result<(), PipelineError> {
-    let mut unflushed = Unflushed { pieces: Vec::new(), since: None };
+async fn sink_task(
+    ctx: StageCtx,
+    mut rx: mpsc::Receiver<Envelope>,
+    mut sink: SinkInstance,
+    max_wait: Duration,
+) -> Result<(), PipelineError> {
+    let mut unflushed = Unflushed {
+        pieces: Vec::new(),
+        since: None,
+    };
     loop {
         let deadline = unflushed.since.map(|s| s + max_wait);
         let env = tokio::select! {
@@ -730,7 +866,10 @@ async fn sink_task(ctx: StageCtx, mut rx: mpsc::Receiver<Envelope>, mut sink: Si
         unflushed.since.get_or_insert_with(Instant::now);
     }
     flush(&ctx, &mut sink, &mut unflushed)?;
-    ctx.shared.status.rebuilds.fetch_add(sink.rebuilds(), Ordering::Relaxed);
+    ctx.shared
+        .status
+        .rebuilds
+        .fetch_add(sink.rebuilds(), Ordering::Relaxed);
     Ok(())
 }
 
@@ -743,7 +882,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Makes the sink's writes durable, then marks their records written and
 /// completes their pieces.
-fn flush(ctx: &StageCtx, sink: &mut SinkInstance, unflushed: &mut Unflushed) -> Result<(), PipelineError> {
+fn flush(
+    ctx: &StageCtx,
+    sink: &mut SinkInstance,
+    unflushed: &mut Unflushed,
+) -> Result<(), PipelineError> {
     if unflushed.pieces.is_empty() {
         return Ok(());
     }
@@ -757,7 +900,12 @@ fn flush(ctx: &StageCtx, sink: &mut SinkInstance, unflushed: &mut Unflushed) -> 
             }
             // Unflushed writes may be lost: stop without committing them, so
             // they are read again on the next run.
-            Err(error) => return Err(PipelineError::Flush { stage: ctx.stage.clone(), error }),
+            Err(error) => {
+                return Err(PipelineError::Flush {
+                    stage: ctx.stage.clone(),
+                    error,
+                });
+            }
         }
     }
     for (seq, written) in unflushed.pieces.drain(..) {
@@ -770,7 +918,11 @@ fn flush(ctx: &StageCtx, sink: &mut SinkInstance, unflushed: &mut Unflushed) -> 
 }
 
 /// Writes a batch; returns the source rows written (not yet flushed).
-fn write_batch(ctx: &StageCtx, sink: &mut SinkInstance, env: &Envelope) -> Result<Vec<u32>, PipelineError> {
+fn write_batch(
+    ctx: &StageCtx,
+    sink: &mut SinkInstance,
+    env: &Envelope,
+) -> Result<Vec<u32>, PipelineError> {
     let parts = isolate(&env.batch, |b| {
         let report = sink.write(b)?;
         check_rows("rejected", report.rejected.iter().map(|r| r.row), b.len())?;
@@ -781,11 +933,17 @@ fn write_batch(ctx: &StageCtx, sink: &mut SinkInstance, env: &Envelope) -> Resul
     for part in parts {
         match &part.result {
             Ok(report) => {
-                let rejected: Vec<(u32, String)> =
-                    report.rejected.iter().map(|r| (part.rows[r.row as usize], r.reason.clone())).collect();
+                let rejected: Vec<(u32, String)> = report
+                    .rejected
+                    .iter()
+                    .map(|r| (part.rows[r.row as usize], r.reason.clone()))
+                    .collect();
                 ctx.dead_letter(env, &env.batch, &rejected, "rejected", part.attempts)?;
-                let conflicts: Vec<(u32, String)> =
-                    report.conflicts.iter().map(|r| (part.rows[r.row as usize], r.reason.clone())).collect();
+                let conflicts: Vec<(u32, String)> = report
+                    .conflicts
+                    .iter()
+                    .map(|r| (part.rows[r.row as usize], r.reason.clone()))
+                    .collect();
                 ctx.dead_letter(env, &env.batch, &conflicts, "conflict", part.attempts)?;
                 let mut refused = vec![false; part.rows.len()];
                 for r in report.rejected.iter().chain(&report.conflicts) {

@@ -403,7 +403,9 @@ impl StateStore for SqliteState {
             return Ok(());
         }
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(self.q("starting a dead-letter write"))?;
+        let tx = conn
+            .transaction()
+            .map_err(self.q("starting a dead-letter write"))?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -412,7 +414,11 @@ impl StateStore for SqliteState {
                 )
                 .map_err(self.q("preparing a dead-letter write"))?;
             for l in letters {
-                let created = if l.created_at_us == 0 { now_us() } else { l.created_at_us };
+                let created = if l.created_at_us == 0 {
+                    now_us()
+                } else {
+                    l.created_at_us
+                };
                 stmt.execute(params![
                     l.pipeline,
                     l.stage,
@@ -559,12 +565,38 @@ mod tests {
             let s = SqliteState::open(&path)?;
             assert_eq!(s.checkpoint("p", "src")?, None);
             let run = s.start_run("p")?;
-            let a = Accounting { read: 10, written: 7, dead_lettered: 2, filtered: 1 };
+            let a = Accounting {
+                read: 10,
+                written: 7,
+                dead_lettered: 2,
+                filtered: 1,
+            };
             s.commit(run, "p", "src", b"pos-10", &a)?;
-            s.commit(run, "p", "src", b"pos-12", &Accounting { read: 2, written: 2, ..Default::default() })?;
+            s.commit(
+                run,
+                "p",
+                "src",
+                b"pos-12",
+                &Accounting {
+                    read: 2,
+                    written: 2,
+                    ..Default::default()
+                },
+            )?;
             s.finish_run(run, "finished")?;
-            let r = s.run(run)?.ok_or_else(|| StateError::Corrupt { path: path.clone(), detail: "run".into() })?;
-            assert_eq!(r.accounting, Accounting { read: 12, written: 9, dead_lettered: 2, filtered: 1 });
+            let r = s.run(run)?.ok_or_else(|| StateError::Corrupt {
+                path: path.clone(),
+                detail: "run".into(),
+            })?;
+            assert_eq!(
+                r.accounting,
+                Accounting {
+                    read: 12,
+                    written: 9,
+                    dead_lettered: 2,
+                    filtered: 1
+                }
+            );
             assert_eq!(r.status, "finished");
         }
         let s = SqliteState::open(&path)?;
@@ -577,15 +609,31 @@ mod tests {
     #[test]
     fn dead_letters_filter_by_stage_and_reason() -> Result<(), StateError> {
         let s = SqliteState::open(Path::new(":memory:"))?;
-        s.add_dead_letters(&[letter("rules", "invalid", "a"), letter("rules", "trap", "b"), letter("sink", "rejected", "c")])?;
+        s.add_dead_letters(&[
+            letter("rules", "invalid", "a"),
+            letter("rules", "trap", "b"),
+            letter("sink", "rejected", "c"),
+        ])?;
         let all = s.dead_letters(&DeadLetterFilter::default())?;
-        assert_eq!(all.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            all.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         assert_eq!(all[0].record, serde_json::json!({ "id": "a" }));
-        let rules = s.dead_letters(&DeadLetterFilter { stage: Some("rules".into()), ..Default::default() })?;
+        let rules = s.dead_letters(&DeadLetterFilter {
+            stage: Some("rules".into()),
+            ..Default::default()
+        })?;
         assert_eq!(rules.len(), 2);
-        let traps = s.dead_letters(&DeadLetterFilter { reason: Some("trap".into()), ..Default::default() })?;
+        let traps = s.dead_letters(&DeadLetterFilter {
+            reason: Some("trap".into()),
+            ..Default::default()
+        })?;
         assert_eq!(traps.len(), 1);
-        assert_eq!(s.dead_letter(traps[0].id)?.map(|l| l.key), Some("b".to_string()));
+        assert_eq!(
+            s.dead_letter(traps[0].id)?.map(|l| l.key),
+            Some("b".to_string())
+        );
         Ok(())
     }
 
@@ -596,7 +644,10 @@ mod tests {
         let path = dir.path().join("state.db");
         let _ = std::fs::write(&path, vec![0x42u8; 8192]);
         match SqliteState::open(&path) {
-            Err(e) => assert!(e.to_string().contains("damaged") || e.to_string().contains("not a database"), "{e}"),
+            Err(e) => assert!(
+                e.to_string().contains("damaged") || e.to_string().contains("not a database"),
+                "{e}"
+            ),
             Ok(_) => unreachable!("a garbage file opened as a database"),
         }
     }
