@@ -778,7 +778,7 @@ fn validate_batch(
                 // The whole input is valid: it goes on as it is, uncopied.
                 None => forward.push((
                     std::mem::replace(&mut env.batch, Batch::empty()),
-                    env.origins.clone(),
+                    std::mem::take(&mut env.origins),
                 )),
                 Some(sub) => {
                     let origins = part
