@@ -20,6 +20,7 @@ plugins=(
     "passthrough:passthrough"
     "test_faulty_mapper:test-faulty-mapper"
     "test_faulty_sink:test-faulty-sink"
+    "test_net_probe:test-net-probe"
 )
 
 cargo build --release --target wasm32-wasip2 --workspace --quiet

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod audit;
 mod cli;
 mod host;
 mod manifest_errors;

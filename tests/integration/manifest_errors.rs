@@ -62,6 +62,8 @@ grants = { files = [{ host = "in", guest = "/in" }] }
 [plugins.out]
 kind = "sink"
 wasm = "{FILE}"
+config = { path = "/out/out.jsonl" }
+grants = { files = [{ host = "out", guest = "/out", mode = "rw" }] }
 
 [[routes]]
 from = "src"

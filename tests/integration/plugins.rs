@@ -431,3 +431,62 @@ config = { reject_keys = ["k4"] }
         );
     }
 }
+
+pub mod test_net_probe {
+    use serde_json::Value;
+
+    use crate::support::{Sandbox, ferry};
+
+    #[test]
+    fn a_component_importing_an_ungranted_interface_is_refused_before_it_runs() {
+        let s = Sandbox::new();
+        s.write("in/a.jsonl", "{\"id\":\"1\"}\n");
+        let extra = r#"
+[plugins.probe]
+kind = "mapper"
+wasm = "{NET_PROBE}"
+config = { connect = "127.0.0.1:9" }
+"#;
+        s.manifest(&super::pipeline(
+            r#"{ path = "/in/a.jsonl" }"#,
+            &["probe"],
+            extra,
+        ));
+        let run = ferry(&["run", "pipeline.toml"], s.dir.path()).expect("ferry runs");
+        assert_eq!(run.code, 1);
+        assert!(
+            run.stderr.contains("plugin `probe` imports `wasi:sockets/")
+                && run.stderr.contains("ferry cannot grant network access yet"),
+            "{}",
+            run.stderr
+        );
+        assert!(!s.path(".ferry/state.db").exists(), "nothing ran");
+
+        let audit = ferry(&["audit", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
+        assert_eq!(
+            audit.code, 1,
+            "audit exits 1 when anything would be refused"
+        );
+        let report: Value = serde_json::from_str(&audit.stdout).expect("JSON");
+        let probe = report["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == "probe")
+            .expect("probe");
+        assert!(
+            probe["imports"]
+                .as_array()
+                .expect("imports")
+                .iter()
+                .any(|i| i["capability"] == "network")
+        );
+        assert!(
+            probe["refused"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("wasi:sockets/"),
+            "{probe}"
+        );
+    }
+}

@@ -121,6 +121,7 @@ pub fn with_plugins(text: &str) -> String {
         .replace("{PASSTHROUGH}", plugins::PASSTHROUGH)
         .replace("{FAULTY_MAPPER}", plugins::TEST_FAULTY_MAPPER)
         .replace("{FAULTY_SINK}", plugins::TEST_FAULTY_SINK)
+        .replace("{NET_PROBE}", plugins::TEST_NET_PROBE)
 }
 
 /// The `ferry` binary built by `cargo build -p ferry-cli` (scripts/test.sh

@@ -32,6 +32,8 @@ macro_rules! println {
     }};
 }
 
+mod audit;
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
@@ -60,6 +62,16 @@ enum Command {
     Validate {
         /// A manifest (.toml) or a folder of manifests.
         path: PathBuf,
+    },
+    /// Show, for a security review, what each plugin of a manifest may touch:
+    /// its digest, its grants, the interfaces its component imports, and what
+    /// would be refused. Exit 1 when anything would be.
+    Audit {
+        /// A manifest (.toml) or a folder of manifests.
+        path: PathBuf,
+        /// Print JSON: an object with a `plugins` array.
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect the dead-letter store.
     Dlq {
@@ -134,13 +146,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run { path, quiet } => run(&path, quiet),
         Command::Validate { path } => validate(&path),
+        Command::Audit { path, json } => audit::audit(&path, json),
         Command::Dlq { command } => dlq(command),
     }
 }
 
 /// The manifests a path names: the file itself, or the `.toml` files of a
 /// folder in name order.
-fn manifest_paths(path: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn manifest_paths(path: &Path) -> Result<Vec<PathBuf>> {
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("cannot read folder {}", path.display()))?
@@ -162,7 +175,7 @@ fn manifest_paths(path: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
-fn runtime() -> Result<Runtime> {
+pub(crate) fn runtime() -> Result<Runtime> {
     Ok(Runtime::new(RuntimeOptions {
         cache_dir: RuntimeOptions::default_cache_dir(),
     })?)

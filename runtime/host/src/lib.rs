@@ -27,6 +27,7 @@
 
 pub mod batch;
 pub mod bindings;
+mod capability;
 mod component;
 mod engine;
 mod error;
@@ -38,6 +39,7 @@ pub use bindings::sink::exports::ferry::plugin::sink::WriteReport;
 pub use bindings::source::exports::ferry::plugin::source::{Polled, SourceStatus};
 pub use bindings::validator::exports::ferry::plugin::validator::Violation;
 pub use bindings::{Batch, Column, Level, Op, PluginError, RecordIssue, Texts, Values};
+pub use capability::Capability;
 pub use component::{Component, ComponentInfo, PluginWorld};
 pub use engine::sha256_hex;
 pub use engine::{Runtime, RuntimeOptions};

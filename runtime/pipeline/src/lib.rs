@@ -21,7 +21,7 @@ pub mod run;
 
 use ferry_host::CallError;
 
-pub use plan::{Plan, PlannedStage, plan};
+pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan};
 pub use run::{LiveStatus, RunOptions, RunReport, run};
 
 /// Why a pipeline did not run to its end.

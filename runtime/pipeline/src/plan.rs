@@ -2,17 +2,18 @@
 //!
 //! Nothing runs until the whole plan is valid: every plugin file exists and
 //! is a component, its digest matches the manifest's `sha256` when one is
-//! given, it exports the interface its `kind` needs, and every granted host
-//! folder exists. All problems are reported at once, each pointing at the
+//! given, it exports the interface its `kind` needs, every granted host
+//! folder to read from exists, and it imports nothing its grants do not
+//! cover (see `ferry_host::Capability`). All problems are reported at once, each pointing at the
 //! manifest line it comes from.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferry_host::{Component, FileGrant, HostError, InstanceSpec, PluginWorld, Runtime};
+use ferry_host::{Capability, Component, FileGrant, HostError, InstanceSpec, PluginWorld, Runtime};
 use ferry_manifest::{
-    Access, Condition, Diagnostic, Manifest, ManifestError, OnInvalid, PluginKind,
+    Access, Condition, Diagnostic, Manifest, ManifestError, OnInvalid, Plugin, PluginKind, Span,
 };
 
 /// A stage of a planned pipeline.
@@ -82,63 +83,8 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                 continue;
             }
         };
-        if let Some(expected) = &plugin.sha256
-            && expected != component.digest()
-        {
-            diagnostics.push(manifest.diagnostic(
-                plugin.spans.sha256.unwrap_or(plugin.spans.wasm),
-                format!(
-                    "plugin `{name}`: {} has sha256 {}, the manifest expects {expected}",
-                    plugin.wasm.display(),
-                    component.digest()
-                ),
-                Some("if the new build is intended, put its digest in `sha256`; otherwise restore the expected file".to_string()),
-            ));
-        }
-        let world = world_of(plugin.kind);
-        if !component.exports(world) {
-            let found: Vec<String> = component
-                .info()
-                .worlds
-                .iter()
-                .map(|w| format!("`{w}`"))
-                .collect();
-            let found = if found.is_empty() {
-                "no ferry plugin interface".to_string()
-            } else {
-                found.join(", ")
-            };
-            diagnostics.push(manifest.diagnostic(
-                plugin.spans.kind,
-                format!(
-                    "plugin `{name}` is declared as a {} but {} exports {found}",
-                    plugin.kind,
-                    plugin.wasm.display()
-                ),
-                Some(format!(
-                    "use a component that exports `{}`, or change `kind`",
-                    world.qualified()
-                )),
-            ));
-        }
-        for grant in &plugin.grants.files {
-            // A writable folder is created when the stage starts; a folder
-            // to read from must exist.
-            if grant.mode == Access::ReadOnly && !grant.host.is_dir() {
-                diagnostics.push(
-                    manifest.diagnostic(
-                        grant.span,
-                        format!(
-                            "plugin `{name}`: granted folder {} does not exist",
-                            grant.host.display()
-                        ),
-                        Some(
-                            "create it, or fix `host`; it is relative to the manifest's folder"
-                                .to_string(),
-                        ),
-                    ),
-                );
-            }
+        for finding in check_plugin(plugin, &component) {
+            diagnostics.push(manifest.diagnostic(finding.span, finding.message, finding.hint));
         }
         components.insert(name.clone(), component);
     }
@@ -226,6 +172,109 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
         manifest,
         stages,
     })
+}
+
+/// A reason to refuse a plugin, pointing at its manifest entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The part of the manifest at fault.
+    pub span: Span,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// Everything that makes the planner refuse a plugin whose component loaded:
+/// a digest that differs from the pinned one, a component that does not
+/// export the interface its `kind` needs, a read-only folder that does not
+/// exist, and imports its grants do not cover. `ferry audit` reports the
+/// same findings.
+pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
+    let name = &plugin.name;
+    let mut findings = Vec::new();
+    if let Some(expected) = &plugin.sha256
+        && expected != component.digest()
+    {
+        findings.push(Finding {
+            span: plugin.spans.sha256.unwrap_or(plugin.spans.wasm),
+            message: format!(
+                "plugin `{name}`: {} has sha256 {}, the manifest expects {expected}",
+                plugin.wasm.display(),
+                component.digest()
+            ),
+            hint: Some(
+                "if the new build is intended, put its digest in `sha256`; otherwise restore the expected file"
+                    .to_string(),
+            ),
+        });
+    }
+    let world = world_of(plugin.kind);
+    if !component.exports(world) {
+        let found: Vec<String> = component
+            .info()
+            .worlds
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect();
+        let found = if found.is_empty() {
+            "no ferry plugin interface".to_string()
+        } else {
+            found.join(", ")
+        };
+        findings.push(Finding {
+            span: plugin.spans.kind,
+            message: format!(
+                "plugin `{name}` is declared as a {} but {} exports {found}",
+                plugin.kind,
+                plugin.wasm.display()
+            ),
+            hint: Some(format!(
+                "use a component that exports `{}`, or change `kind`",
+                world.qualified()
+            )),
+        });
+    }
+    for grant in &plugin.grants.files {
+        // A writable folder is created when the stage starts; a folder to
+        // read from must exist.
+        if grant.mode == Access::ReadOnly && !grant.host.is_dir() {
+            findings.push(Finding {
+                span: grant.span,
+                message: format!(
+                    "plugin `{name}`: granted folder {} does not exist",
+                    grant.host.display()
+                ),
+                hint: Some(
+                    "create it, or fix `host`; it is relative to the manifest's folder".to_string(),
+                ),
+            });
+        }
+    }
+    let span = plugin.spans.grants.unwrap_or(plugin.spans.header);
+    for import in &component.info().imports {
+        let refusal = match Capability::of(import) {
+            // Without a `files` grant there is no preopened folder, so a
+            // filesystem import reaches nothing, like an empty environment.
+            Capability::Baseline | Capability::Environment | Capability::Files => None,
+            Capability::Network => Some((
+                "ferry cannot grant network access yet",
+                "use a component that does not open connections",
+            )),
+            Capability::Unknown => Some((
+                "the host does not provide this interface",
+                "rebuild the plugin against ferry:plugin and WASI 0.2 only",
+            )),
+        };
+        if let Some((why, hint)) = refusal {
+            findings.push(Finding {
+                span,
+                message: format!("plugin `{name}` imports `{import}`, but {why}"),
+                hint: Some(hint.to_string()),
+            });
+        }
+    }
+    findings
 }
 
 /// The interface a stage of this kind needs.

@@ -1,0 +1,99 @@
+//! `ferry audit` and the plan-time check of imports against grants.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{Sandbox, ferry};
+
+#[test]
+fn audit_shows_each_plugins_digest_grants_and_imports() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = ferry(
+        &["audit", "examples/quickstart/pipeline.toml", "--json"],
+        &repo,
+    )
+    .expect("ferry runs");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let plugins = report["plugins"].as_array().expect("a plugins array");
+    assert_eq!(plugins.len(), 5);
+    for p in plugins {
+        for key in [
+            "name",
+            "wasm",
+            "sha256",
+            "digest_ok",
+            "world",
+            "grants",
+            "imports",
+        ] {
+            assert!(p.get(key).is_some(), "{key} missing in {p}");
+        }
+        assert_eq!(p["sha256"].as_str().map(str::len), Some(64));
+        assert_eq!(p["digest_ok"], true);
+        assert_eq!(p["refused"], serde_json::json!([]));
+    }
+    let crm = plugins.iter().find(|p| p["name"] == "crm").expect("crm");
+    assert_eq!(
+        crm["world"],
+        serde_json::json!(["ferry:plugin/source@0.1.0", "ferry:plugin/sink@0.1.0"])
+    );
+    assert_eq!(crm["grants"]["files"][0]["guest"], "/in");
+    assert_eq!(crm["grants"]["files"][0]["mode"], "ro");
+    let imports: Vec<&str> = crm["imports"]
+        .as_array()
+        .expect("imports")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:filesystem/")),
+        "{imports:?}"
+    );
+    let rules = plugins
+        .iter()
+        .find(|p| p["name"] == "rules")
+        .expect("rules");
+    assert!(
+        rules["imports"]
+            .as_array()
+            .expect("imports")
+            .iter()
+            .all(|i| i["capability"] != "files"),
+        "the validator touches no files: {rules}"
+    );
+}
+
+#[test]
+fn audit_reports_a_digest_that_differs_from_the_pinned_one() {
+    let s = Sandbox::new();
+    s.manifest(
+        r#"[pipeline]
+name = "pinned"
+
+[plugins.src]
+kind = "source"
+wasm = "{FILE}"
+sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+grants = { files = [{ host = "in", guest = "/in" }] }
+
+[plugins.out]
+kind = "sink"
+wasm = "{FILE}"
+grants = { files = [{ host = "out", guest = "/out", mode = "rw" }] }
+
+[[routes]]
+from = "src"
+to = ["out"]
+"#,
+    );
+    let audit = ferry(&["audit", "pipeline.toml"], s.dir.path()).expect("ferry runs");
+    assert_eq!(audit.code, 1);
+    assert!(
+        audit.stdout.contains("DIFFERS from the pinned 1111"),
+        "{}",
+        audit.stdout
+    );
+    assert!(audit.stdout.contains("REFUSED"), "{}", audit.stdout);
+}
