@@ -97,3 +97,80 @@ to = ["out"]
     );
     assert!(audit.stdout.contains("REFUSED"), "{}", audit.stdout);
 }
+
+#[test]
+fn lock_pins_digests_and_a_changed_component_is_then_refused() {
+    let s = Sandbox::new();
+    std::fs::copy(crate::support::plugins::PASSTHROUGH, s.path("same.wasm")).expect("copy");
+    s.write("in/a.jsonl", "{\"id\":\"1\"}\n");
+    s.manifest(
+        r#"# comments stay
+[pipeline]
+name = "locked"
+
+[plugins.src]
+kind = "source"
+wasm = "{FILE}"
+config = { path = "/in/a.jsonl" }
+grants = { files = [{ host = "in", guest = "/in" }] }
+
+[plugins.same]
+kind = "mapper"
+wasm = "same.wasm"
+
+[plugins.out]
+kind = "sink"
+wasm = "{FILE}"
+config = { path = "/out/out.jsonl" }
+grants = { files = [{ host = "out", guest = "/out", mode = "rw" }] }
+
+[[routes]]
+from = "src"
+through = ["same"]
+to = ["out"]
+"#,
+    );
+    let lock = ferry(&["lock", "pipeline.toml"], s.dir.path()).expect("ferry runs");
+    assert_eq!(lock.code, 0, "{}", lock.stderr);
+    let text = std::fs::read_to_string(s.path("pipeline.toml")).expect("read");
+    assert!(
+        text.starts_with("# comments stay\n"),
+        "the rest of the file is kept: {text}"
+    );
+    assert_eq!(text.matches("sha256 = \"").count(), 3, "{text}");
+    let again = ferry(&["lock", "pipeline.toml"], s.dir.path()).expect("ferry runs");
+    assert!(
+        again.stdout.contains("every digest already pinned"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        ferry(&["validate", "pipeline.toml"], s.dir.path())
+            .expect("runs")
+            .code,
+        0
+    );
+
+    // A component that changes after it was pinned is refused.
+    let mut bytes = std::fs::read(s.path("same.wasm")).expect("read");
+    // A custom section: the component still loads, but its bytes differ.
+    bytes.extend_from_slice(&[0, 7, 4, b'n', b'o', b'p', b'e', 0, 0]);
+    std::fs::write(s.path("same.wasm"), bytes).expect("write");
+    let run = ferry(&["run", "pipeline.toml"], s.dir.path()).expect("ferry runs");
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("plugin `same`") && run.stderr.contains("the manifest expects"),
+        "{}",
+        run.stderr
+    );
+    let audit = ferry(&["audit", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
+    assert_eq!(audit.code, 1);
+    let report: Value = serde_json::from_str(&audit.stdout).expect("JSON");
+    let same = report["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .find(|p| p["name"] == "same")
+        .expect("same");
+    assert_eq!(same["digest_ok"], false);
+}
