@@ -21,6 +21,7 @@ plugins=(
     "test_faulty_mapper:test-faulty-mapper"
     "test_faulty_sink:test-faulty-sink"
     "test_net_probe:test-net-probe"
+    "test_env_probe:test-env-probe"
 )
 
 cargo build --release --target wasm32-wasip2 --workspace --quiet

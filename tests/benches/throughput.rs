@@ -215,6 +215,7 @@ fn passthrough(runtime: &Runtime) -> MapperInstance {
         stage: "passthrough".into(),
         config: "{}".into(),
         files: vec![],
+        env: vec![],
         memory_bytes: 64 << 20,
         timeout: Duration::from_secs(5),
     };

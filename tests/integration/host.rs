@@ -62,6 +62,7 @@ fn an_instance_for_the_wrong_world_is_refused() {
         stage: "s".into(),
         config: "{}".into(),
         files: vec![],
+        env: vec![],
         memory_bytes: 16 << 20,
         timeout: std::time::Duration::from_secs(1),
     };

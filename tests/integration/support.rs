@@ -122,6 +122,7 @@ pub fn with_plugins(text: &str) -> String {
         .replace("{FAULTY_MAPPER}", plugins::TEST_FAULTY_MAPPER)
         .replace("{FAULTY_SINK}", plugins::TEST_FAULTY_SINK)
         .replace("{NET_PROBE}", plugins::TEST_NET_PROBE)
+        .replace("{ENV_PROBE}", plugins::TEST_ENV_PROBE)
 }
 
 /// The `ferry` binary built by `cargo build -p ferry-cli` (scripts/test.sh
@@ -146,9 +147,15 @@ pub struct Output {
 }
 
 pub fn ferry(args: &[&str], cwd: &Path) -> Result<Output> {
+    ferry_with_env(args, cwd, &[])
+}
+
+/// Runs ferry with extra environment variables set.
+pub fn ferry_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Result<Output> {
     let out = std::process::Command::new(ferry_bin()?)
         .args(args)
         .current_dir(cwd)
+        .envs(env.iter().copied())
         .env(
             "FERRY_CACHE_DIR",
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),

@@ -70,6 +70,10 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
             "guest": g.guest,
             "mode": g.mode.as_str(),
         })).collect::<Vec<_>>(),
+        "env": plugin.grants.env.iter().map(|g| match &g.value {
+            ferry_manifest::EnvValue::Literal(v) => json!({ "name": g.name, "value": v }),
+            ferry_manifest::EnvValue::FromHost(h) => json!({ "name": g.name, "from_env": h }),
+        }).collect::<Vec<_>>(),
         "memory_mb": plugin.grants.memory_mb,
         "timeout_ms": plugin.grants.timeout.as_millis() as u64,
     });
@@ -201,7 +205,26 @@ fn print_text(m: &Value) {
             }
         );
         println!("  network   none (not grantable yet)");
-        println!("  env       none (the plugin sees an empty environment)");
+        let env: Vec<String> = g["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| match (e["value"].as_str(), e["from_env"].as_str()) {
+                (Some(v), _) => format!("{}={v}", e["name"].as_str().unwrap_or("")),
+                (None, Some(h)) => {
+                    format!("{} (from the host's {h})", e["name"].as_str().unwrap_or(""))
+                }
+                _ => String::new(),
+            })
+            .collect();
+        println!(
+            "  env       {}",
+            if env.is_empty() {
+                "none (the plugin sees an empty environment)".to_string()
+            } else {
+                env.join("; ")
+            }
+        );
         println!(
             "  limits    memory {} MiB, {} ms per call",
             g["memory_mb"], g["timeout_ms"]

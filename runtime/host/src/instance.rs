@@ -23,6 +23,9 @@ pub struct InstanceSpec {
     pub config: String,
     /// Folders the plugin may see.
     pub files: Vec<FileGrant>,
+    /// The environment variables the plugin sees (name, value); the host's
+    /// own environment never reaches it.
+    pub env: Vec<(String, String)>,
     /// The most linear memory the instance may have, in bytes.
     pub memory_bytes: usize,
     /// The longest a single call may run.
@@ -229,12 +232,8 @@ impl<W: World> StageInstance<W> {
 
     fn ensure_live(&mut self) -> Result<&mut Live<W>, BuildError> {
         if self.live.is_none() {
-            let state = HostState::new(
-                self.identity.clone(),
-                &self.spec.files,
-                self.spec.memory_bytes,
-            )
-            .map_err(BuildError::Host)?;
+            let state =
+                HostState::new(self.identity.clone(), &self.spec).map_err(BuildError::Host)?;
             let mut store = Store::new(self.component_engine(), state);
             store.limiter(|s| &mut s.limiter);
             store.epoch_deadline_trap();

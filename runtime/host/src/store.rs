@@ -83,16 +83,15 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(
-        identity: Identity,
-        grants: &[FileGrant],
-        memory_bytes: usize,
-    ) -> Result<Self, HostError> {
+    pub(crate) fn new(identity: Identity, spec: &crate::InstanceSpec) -> Result<Self, HostError> {
+        let memory_bytes = spec.memory_bytes;
+        let grants: &[FileGrant] = &spec.files;
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut builder = WasiCtx::builder();
         builder
             .stderr(stderr.clone())
-            .allow_blocking_current_thread(true);
+            .allow_blocking_current_thread(true)
+            .envs(&spec.env);
         for grant in grants {
             let perms = if grant.writable {
                 FsPerms::ReadWrite

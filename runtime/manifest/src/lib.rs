@@ -115,8 +115,9 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, ManifestError, Span};
 pub use model::{
-    Access, BatchPolicy, Condition, FileGrant, Grants, Manifest, Mode, OnInvalid, Pipeline,
-    PipelineSpans, Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar, Test,
+    Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Manifest, Mode,
+    OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar,
+    Test,
 };
 
 /// Reads and checks the manifest at `path`.

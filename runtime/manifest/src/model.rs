@@ -242,6 +242,9 @@ impl fmt::Display for Mode {
 pub struct Grants {
     /// Host folders the plugin sees, and where.
     pub files: Vec<FileGrant>,
+    /// The environment variables the plugin sees; nothing else of the
+    /// host's environment reaches it.
+    pub env: Vec<EnvGrant>,
     /// Memory limit of the plugin's instance in MiB (1 to 4096; default 64).
     pub memory_mb: u32,
     /// Time limit of one call into the plugin (1 ms to 10 min; default 5 s).
@@ -252,10 +255,32 @@ impl Default for Grants {
     fn default() -> Self {
         Self {
             files: Vec::new(),
+            env: Vec::new(),
             memory_mb: 64,
             timeout: Duration::from_millis(5000),
         }
     }
+}
+
+/// One environment variable a plugin sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvGrant {
+    /// The variable's name inside the plugin.
+    pub name: String,
+    /// Where its value comes from.
+    pub value: EnvValue,
+    /// The entry in the manifest.
+    pub span: Span,
+}
+
+/// Where a granted environment variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// Written in the manifest: `MODE = "fast"`.
+    Literal(String),
+    /// Read from the host's environment when the pipeline starts, so secrets
+    /// stay out of manifests: `TOKEN = { from_env = "CRM_TOKEN" }`.
+    FromHost(String),
 }
 
 /// A host folder made visible to a plugin at a guest path.

@@ -50,11 +50,12 @@ pub(crate) struct RawPlugin {
     pub grants: Option<Spanned<RawGrants>>,
 }
 
-/// `grants = { files = [...], memory_mb = 64, timeout_ms = 2000 }`
+/// `grants = { files = [...], env = { ... }, memory_mb = 64, timeout_ms = 2000 }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGrants {
     pub files: Option<Vec<Spanned<RawFileGrant>>>,
+    pub env: Option<Spanned<toml::Table>>,
     pub memory_mb: Option<Spanned<i64>>,
     pub timeout_ms: Option<Spanned<i64>>,
 }

@@ -15,8 +15,8 @@ use toml::Spanned;
 use crate::diagnostic::Span;
 use crate::document::{Collector, KeyPath};
 use crate::model::{
-    Access, BatchPolicy, Condition, FileGrant, Grants, Mode, OnInvalid, Pipeline, PipelineSpans,
-    Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar, Test,
+    Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Mode, OnInvalid,
+    Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar, Test,
 };
 use crate::raw::{RawBatch, RawGrants, RawPipeline, RawPlugin, RawRoute, RawWhen};
 use crate::suggest::expected_hint;
@@ -482,12 +482,69 @@ fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path)
             _ => all_files_ok = false,
         }
     }
+    let env = resolve_env(cx, raw.env.as_ref());
     all_files_ok.then_some(())?;
     Some(Grants {
         files,
+        env: env?,
         memory_mb: u32::try_from(memory_mb?).ok()?,
         timeout: millis(timeout_ms?),
     })
+}
+
+/// `env = { MODE = "fast", TOKEN = { from_env = "CRM_TOKEN" } }`.
+fn resolve_env(cx: &mut Collector, raw: Option<&Spanned<toml::Table>>) -> Option<Vec<EnvGrant>> {
+    let Some(raw) = raw else {
+        return Some(Vec::new());
+    };
+    let span = span_of(raw);
+    let valid_name = |n: &str| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (name, value) in raw.get_ref() {
+        if !valid_name(name) {
+            cx.error(
+                span,
+                format!("`{name}` is not a valid environment variable name"),
+                Some("use letters, digits and `_`, not starting with a digit".to_string()),
+            );
+            ok = false;
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(text) => Some(EnvValue::Literal(text.clone())),
+            toml::Value::Table(t) => match (t.get("from_env"), t.len()) {
+                (Some(toml::Value::String(host)), 1) if valid_name(host) => {
+                    Some(EnvValue::FromHost(host.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        match value {
+            Some(value) => out.push(EnvGrant {
+                name: name.clone(),
+                value,
+                span,
+            }),
+            None => {
+                cx.error(
+                    span,
+                    format!("environment variable `{name}` needs a text value or `{{ from_env = \"HOST_VARIABLE\" }}`"),
+                    Some(format!(
+                        "write `{name} = \"value\"`, or `{name} = {{ from_env = \"{name}\" }}` to pass the host's variable without writing its value here"
+                    )),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// `[[routes]]` number `index` (from 0), given what could be read of it.

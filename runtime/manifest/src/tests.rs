@@ -850,3 +850,45 @@ fn spans_point_into_the_text() {
     let to = &manifest.routes[0].spans.to[0];
     assert_eq!(&text[to.start..to.end], "\"warehouse\"");
 }
+
+#[test]
+fn env_grants_take_literals_and_host_variables_by_name() {
+    let text = format!(
+        "{PIPELINE}{CRM}grants = {{ env = {{ MODE = \"fast\", TOKEN = {{ from_env = \"CRM_TOKEN\" }} }} }}\n{WAREHOUSE}{ROUTE}"
+    );
+    let manifest = ok(&text);
+    let env = &manifest.plugins["crm"].grants.env;
+    assert_eq!(env.len(), 2);
+    assert_eq!(
+        (env[0].name.as_str(), &env[0].value),
+        ("MODE", &crate::EnvValue::Literal("fast".into()))
+    );
+    assert_eq!(
+        (env[1].name.as_str(), &env[1].value),
+        ("TOKEN", &crate::EnvValue::FromHost("CRM_TOKEN".into()))
+    );
+    assert!(
+        manifest.plugins["warehouse"].grants.env.is_empty(),
+        "no grant, no environment"
+    );
+}
+
+#[test]
+fn a_bad_env_grant_says_how_to_write_it() {
+    let text = format!(
+        "{PIPELINE}{CRM}grants = {{ env = {{ TOKEN = 5, \"9X\" = \"a\" }} }}\n{WAREHOUSE}{ROUTE}"
+    );
+    let found = messages(&text);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("`TOKEN` needs a text value")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("`9X` is not a valid environment variable name")),
+        "{found:?}"
+    );
+}

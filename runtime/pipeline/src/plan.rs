@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use ferry_host::{Capability, Component, FileGrant, HostError, InstanceSpec, PluginWorld, Runtime};
 use ferry_manifest::{
-    Access, Condition, Diagnostic, Manifest, ManifestError, OnInvalid, Plugin, PluginKind, Span,
+    Access, Condition, Diagnostic, EnvValue, Manifest, ManifestError, OnInvalid, Plugin,
+    PluginKind, Span,
 };
 
 /// A stage of a planned pipeline.
@@ -156,6 +157,12 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                         writable: g.mode == Access::ReadWrite,
                     })
                     .collect(),
+                env: plugin
+                    .grants
+                    .env
+                    .iter()
+                    .filter_map(|g| env_value(&g.value).map(|v| (g.name.clone(), v)))
+                    .collect(),
                 memory_bytes: plugin.grants.memory_mb as usize * 1024 * 1024,
                 timeout: plugin.grants.timeout.max(Duration::from_millis(1)),
             },
@@ -251,6 +258,20 @@ pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
             });
         }
     }
+    for grant in &plugin.grants.env {
+        if let EnvValue::FromHost(host) = &grant.value
+            && env_value(&grant.value).is_none()
+        {
+            findings.push(Finding {
+                span: grant.span,
+                message: format!(
+                    "plugin `{name}`: environment variable `{}` comes from the host's `{host}`, which is not set",
+                    grant.name
+                ),
+                hint: Some(format!("set `{host}` in the environment ferry runs in, or drop the grant")),
+            });
+        }
+    }
     let span = plugin.spans.grants.unwrap_or(plugin.spans.header);
     for import in &component.info().imports {
         let refusal = match Capability::of(import) {
@@ -275,6 +296,15 @@ pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// The value a granted variable has now: read from the host's environment
+/// for `from_env` grants (`None` when it is not set or not UTF-8).
+pub fn env_value(value: &EnvValue) -> Option<String> {
+    match value {
+        EnvValue::Literal(text) => Some(text.clone()),
+        EnvValue::FromHost(host) => std::env::var(host).ok(),
+    }
 }
 
 /// The interface a stage of this kind needs.
