@@ -369,6 +369,36 @@ grants = {{ memory_mb = 16, timeout_ms = 300 }}
     }
 
     #[test]
+    fn a_plugin_that_traps_on_everything_is_stopped_by_its_circuit_breaker() {
+        let s = Sandbox::new();
+        let lines: String = (0..100).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
+        s.write("in/a.jsonl", &lines);
+        let keys: Vec<String> = (0..100).map(|i| format!("\"k{i}\"")).collect();
+        let extra = format!(
+            "\n[plugins.faulty]\nkind = \"mapper\"\nwasm = \"{{FAULTY_MAPPER}}\"\nconfig = {{ trap_keys = [{}] }}\n",
+            keys.join(", ")
+        );
+        let text = pipeline(r#"{ path = "/in/a.jsonl" }"#, &["faulty"], &extra);
+        s.manifest(&text.replace("max_records = 64", "max_records = 10"));
+        match s.run() {
+            Err(ferry_pipeline::PipelineError::Failed { report, error }) => {
+                assert!(
+                    matches!(*error, ferry_pipeline::PipelineError::CircuitOpen { ref stage, batches: 5, .. } if stage == "faulty"),
+                    "{error}"
+                );
+                assert!(error.to_string().contains("circuit breaker"), "{error}");
+                // The four batches before the one that tripped it were
+                // dead-lettered and committed; nothing after them was.
+                let a = report.accounting;
+                assert_eq!((a.read, a.written, a.dead_lettered), (40, 0, 40), "{a:?}");
+                assert_eq!(s.dead_letters().len(), 40);
+                assert!(s.dead_letters().iter().all(|d| d.reason == "trap"));
+            }
+            other => panic!("expected the circuit breaker, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_call_past_its_deadline_is_interrupted() {
         let (s, r) = run_with(r#"{ spin_keys = ["k3"] }"#);
         assert_only(&s, &r.expect("runs"), &["k3"], "deadline");

@@ -66,6 +66,22 @@ pub enum PipelineError {
         /// Why it is invalid.
         detail: String,
     },
+    /// A stage's plugin trapped on every record of several batches in a row.
+    #[error(
+        "stage `{stage}` stopped by its circuit breaker: its plugin trapped on every record of {batches} batches in a row (last: {last}); fix or replace the plugin, then run again: the records from there on are read again"
+    )]
+    CircuitOpen {
+        /// The stage.
+        stage: String,
+        /// How many batches in a row.
+        batches: u32,
+        /// The last fault.
+        last: String,
+    },
+    /// A stage stopped, so the stage feeding it could not go on (the
+    /// stopped stage's own error says why).
+    #[error("a later stage stopped")]
+    DownstreamStopped,
     /// The state store failed.
     #[error(transparent)]
     State(#[from] ferry_state::StateError),

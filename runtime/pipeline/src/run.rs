@@ -41,6 +41,10 @@ const RETRIES: u32 = 3;
 const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Consecutive failed rebuilds of a source before the pipeline stops.
 const SOURCE_FAULT_LIMIT: u32 = 3;
+/// Consecutive batches in which every record made a stage's plugin trap
+/// before its circuit breaker stops the pipeline: a plugin that fails on
+/// everything is broken, and dead-lettering all input would hide it.
+const BREAKER_LIMIT: u32 = 5;
 
 /// Live counters of a running pipeline, for progress displays.
 #[derive(Debug, Default)]
@@ -183,9 +187,7 @@ impl Router {
             shared.ledger.add_piece(seq);
             if tx.send(env).await.is_err() {
                 shared.ledger.done_piece(seq);
-                return Err(PipelineError::Internal(
-                    "a stage stopped before its input ended".into(),
-                ));
+                return Err(PipelineError::DownstreamStopped);
             }
         }
         Ok(())
@@ -275,6 +277,7 @@ pub async fn run(
             stage: stage.name.clone(),
             digest: stage.component.digest().to_string(),
             on_invalid: stage.on_invalid,
+            faulted_batches: std::cell::Cell::new(0),
         };
         let input = receivers.get_mut(i).and_then(Option::take);
         match (instance, input) {
@@ -353,10 +356,19 @@ pub async fn run(
     while let Some(joined) = tasks.join_next().await {
         let result = joined
             .unwrap_or_else(|e| Err(PipelineError::Internal(format!("a stage task died: {e}"))));
-        if let Err(e) = result
-            && failure.is_none()
-        {
-            failure = Some(e);
+        if let Err(e) = result {
+            // A stage that stopped makes the stages feeding it fail too:
+            // report the cause, not the consequence.
+            let replace = match &failure {
+                None => true,
+                Some(PipelineError::DownstreamStopped) => {
+                    !matches!(e, PipelineError::DownstreamStopped)
+                }
+                Some(_) => false,
+            };
+            if replace {
+                failure = Some(e);
+            }
             tasks.abort_all();
         }
     }
@@ -432,6 +444,8 @@ struct StageCtx {
     stage: String,
     digest: String,
     on_invalid: OnInvalid,
+    /// Consecutive batches in which every call faulted.
+    faulted_batches: std::cell::Cell<u32>,
 }
 
 impl StageCtx {
@@ -496,6 +510,37 @@ impl StageCtx {
                 }),
             },
         }
+    }
+
+    /// The circuit breaker: counts batches in which every call trapped, and
+    /// stops the pipeline when there are too many in a row. The batch that
+    /// trips it is neither dead-lettered nor committed: it is read again
+    /// once the plugin is fixed.
+    fn breaker<R>(&self, parts: &[Part<R>]) -> Result<(), PipelineError> {
+        let all_faulted = !parts.is_empty()
+            && parts
+                .iter()
+                .all(|p| matches!(p.result, Err(CallError::Fault { .. })));
+        if !all_faulted {
+            self.faulted_batches.set(0);
+            return Ok(());
+        }
+        let n = self.faulted_batches.get() + 1;
+        self.faulted_batches.set(n);
+        if n < BREAKER_LIMIT {
+            return Ok(());
+        }
+        let last = parts
+            .iter()
+            .rev()
+            .find_map(|p| p.result.as_ref().err())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        Err(PipelineError::CircuitOpen {
+            stage: self.stage.clone(),
+            batches: n,
+            last,
+        })
     }
 
     /// Dead-letters every record of a part whose call failed.
@@ -731,6 +776,7 @@ fn map_batch(
         check_rows("rejected", mapped.rejected.iter().map(|r| r.row), b.len())?;
         Ok(mapped)
     });
+    ctx.breaker(&parts)?;
     let mut forward = Vec::new();
     for part in parts {
         match &part.result {
@@ -771,6 +817,7 @@ fn validate_batch(
         check_rows("a violation", violations.iter().map(|v| v.row), b.len())?;
         Ok(violations)
     });
+    ctx.breaker(&parts)?;
     let mut forward = Vec::new();
     for part in parts {
         match &part.result {
@@ -929,6 +976,7 @@ fn write_batch(
         check_rows("conflicts", report.conflicts.iter().map(|r| r.row), b.len())?;
         Ok(report)
     });
+    ctx.breaker(&parts)?;
     let mut written = Vec::with_capacity(env.batch.len());
     for part in parts {
         match &part.result {
