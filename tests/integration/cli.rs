@@ -104,3 +104,38 @@ fn run_refuses_an_invalid_manifest_without_reading_anything() {
     assert!(out.stderr.contains("did you mean `out`"), "{}", out.stderr);
     assert!(!s.path(".ferry/state.db").exists());
 }
+
+#[test]
+fn run_takes_a_folder_of_manifests_and_sums_the_accounting() {
+    let s = Sandbox::new();
+    small_pipeline(&s);
+    let text = std::fs::read_to_string(s.path("pipeline.toml")).expect("read");
+    std::fs::create_dir_all(s.path("all")).expect("folder");
+    let first = text
+        .replace("name = \"small\"", "name = \"first\"")
+        .replace("in\", guest", "../in\", guest")
+        .replace("\"out\", guest", "\"../out\", guest");
+    s.write(
+        "all/a.toml",
+        &first.replace("/out/out.jsonl", "/out/a.jsonl"),
+    );
+    s.write(
+        "all/b.toml",
+        &first
+            .replace("name = \"first\"", "name = \"second\"")
+            .replace("/out/out.jsonl", "/out/b.jsonl"),
+    );
+    let out = ferry(&["run", "all"], s.dir.path()).expect("ferry runs");
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("first: finished") && out.stdout.contains("second: finished"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.lines().last(),
+        Some("accounting: read=6 written=4 dead_lettered=2 filtered=0")
+    );
+    assert_eq!(s.jsonl("out/a.jsonl").len(), 2);
+    assert_eq!(s.jsonl("out/b.jsonl").len(), 2);
+}
