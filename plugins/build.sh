@@ -22,6 +22,7 @@ plugins=(
     "test_faulty_sink:test-faulty-sink"
     "test_net_probe:test-net-probe"
     "test_env_probe:test-env-probe"
+    "test_fs_probe:test-fs-probe"
 )
 
 cargo build --release --target wasm32-wasip2 --workspace --quiet
