@@ -216,6 +216,8 @@ fn passthrough(runtime: &Runtime) -> MapperInstance {
         config: "{}".into(),
         files: vec![],
         env: vec![],
+        network: Default::default(),
+        audit: None,
         memory_bytes: 64 << 20,
         timeout: Duration::from_secs(5),
     };

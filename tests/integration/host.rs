@@ -63,6 +63,8 @@ fn an_instance_for_the_wrong_world_is_refused() {
         config: "{}".into(),
         files: vec![],
         env: vec![],
+        network: Default::default(),
+        audit: None,
         memory_bytes: 16 << 20,
         timeout: std::time::Duration::from_secs(1),
     };

@@ -74,6 +74,7 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
             ferry_manifest::EnvValue::Literal(v) => json!({ "name": g.name, "value": v }),
             ferry_manifest::EnvValue::FromHost(h) => json!({ "name": g.name, "from_env": h }),
         }).collect::<Vec<_>>(),
+        "network": plugin.grants.network.iter().map(|g| g.text.clone()).collect::<Vec<_>>(),
         "memory_mb": plugin.grants.memory_mb,
         "timeout_ms": plugin.grants.timeout.as_millis() as u64,
     });
@@ -204,7 +205,20 @@ fn print_text(m: &Value) {
                 files.join("; ")
             }
         );
-        println!("  network   none (not grantable yet)");
+        let network: Vec<&str> = g["network"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "  network   {}",
+            if network.is_empty() {
+                "none".to_string()
+            } else {
+                network.join(", ")
+            }
+        );
         let env: Vec<String> = g["env"]
             .as_array()
             .into_iter()

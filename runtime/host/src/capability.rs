@@ -9,7 +9,7 @@
 //! | baseline | `ferry:plugin/*`, `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:cli` stdio, exit and terminal | nothing: stdout is discarded, stderr captured, no terminal |
 //! | environment | `wasi:cli/environment` | nothing: the environment is empty and there are no arguments |
 //! | files | `wasi:filesystem/*` | nothing to load: only folders named in `files` grants are visible, so without one the plugin sees no file at all |
-//! | network | `wasi:sockets/*`, `wasi:http/*` | a network grant (not available yet: always refused) |
+//! | network | `wasi:sockets/*`, `wasi:http/*` | a `network` grant; each connection is then checked against it (see `network`) |
 //! | unknown | anything else | refused: the host does not provide it |
 
 /// What an imported interface gives access to.

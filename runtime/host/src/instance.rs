@@ -13,7 +13,7 @@ use crate::error::{CallError, FaultKind, HostError};
 use crate::store::{FileGrant, HostState, Identity};
 
 /// Everything needed to build (and rebuild) a stage's plugin instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InstanceSpec {
     /// The pipeline's name, for logs.
     pub pipeline: String,
@@ -26,10 +26,28 @@ pub struct InstanceSpec {
     /// The environment variables the plugin sees (name, value); the host's
     /// own environment never reaches it.
     pub env: Vec<(String, String)>,
+    /// The outbound connections the plugin may open.
+    pub network: crate::NetworkPolicy,
+    /// Where run-time denials are recorded (besides the log).
+    pub audit: Option<std::sync::Arc<dyn crate::AuditSink>>,
     /// The most linear memory the instance may have, in bytes.
     pub memory_bytes: usize,
     /// The longest a single call may run.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for InstanceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceSpec")
+            .field("pipeline", &self.pipeline)
+            .field("stage", &self.stage)
+            .field("files", &self.files)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("network", &self.network)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Glue between [`StageInstance`] and one bindgen world.

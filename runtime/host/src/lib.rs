@@ -32,6 +32,7 @@ mod component;
 mod engine;
 mod error;
 mod instance;
+mod network;
 mod store;
 
 pub use bindings::mapper::exports::ferry::plugin::mapper::Mapped;
@@ -49,4 +50,5 @@ pub use instance::{
     SinkWorld, SourceInstance, SourceWorld, StageInstance, ValidatorInstance, ValidatorWorld,
     World,
 };
+pub use network::{AuditSink, Denial, NetRule, NetworkPolicy, Protocol, is_special};
 pub use store::{FileGrant, HostState};

@@ -92,6 +92,12 @@ impl HostState {
             .stderr(stderr.clone())
             .allow_blocking_current_thread(true)
             .envs(&spec.env);
+        crate::network::install(
+            &mut builder,
+            spec.network.clone(),
+            spec.audit.clone(),
+            identity.clone(),
+        );
         for grant in grants {
             let perms = if grant.writable {
                 FsPerms::ReadWrite

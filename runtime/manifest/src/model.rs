@@ -245,6 +245,8 @@ pub struct Grants {
     /// The environment variables the plugin sees; nothing else of the
     /// host's environment reaches it.
     pub env: Vec<EnvGrant>,
+    /// The outbound connections the plugin may open; none by default.
+    pub network: Vec<NetworkGrant>,
     /// Memory limit of the plugin's instance in MiB (1 to 4096; default 64).
     pub memory_mb: u32,
     /// Time limit of one call into the plugin (1 ms to 10 min; default 5 s).
@@ -256,10 +258,28 @@ impl Default for Grants {
         Self {
             files: Vec::new(),
             env: Vec::new(),
+            network: Vec::new(),
             memory_mb: 64,
             timeout: Duration::from_millis(5000),
         }
     }
+}
+
+/// One entry of a plugin's outbound allow-list: `scheme://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkGrant {
+    /// `tcp` or `udp`.
+    pub scheme: String,
+    /// A name (`db.example.com`), a wildcard name (`*.example.com`), `*`, or
+    /// an IP literal (`10.0.0.5`, `[::1]`). Loopback, link-local and private
+    /// addresses are reached only through an entry that names the IP literal.
+    pub host: String,
+    /// The port; `None` for `*`.
+    pub port: Option<u16>,
+    /// The entry as written.
+    pub text: String,
+    /// The entry in the manifest.
+    pub span: Span,
 }
 
 /// One environment variable a plugin sees.

@@ -56,6 +56,7 @@ pub(crate) struct RawPlugin {
 pub(crate) struct RawGrants {
     pub files: Option<Vec<Spanned<RawFileGrant>>>,
     pub env: Option<Spanned<toml::Table>>,
+    pub network: Option<Vec<Spanned<String>>>,
     pub memory_mb: Option<Spanned<i64>>,
     pub timeout_ms: Option<Spanned<i64>>,
 }

@@ -15,8 +15,9 @@ use toml::Spanned;
 use crate::diagnostic::Span;
 use crate::document::{Collector, KeyPath};
 use crate::model::{
-    Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Mode, OnInvalid,
-    Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar, Test,
+    Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Mode, NetworkGrant,
+    OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar,
+    Test,
 };
 use crate::raw::{RawBatch, RawGrants, RawPipeline, RawPlugin, RawRoute, RawWhen};
 use crate::suggest::expected_hint;
@@ -483,13 +484,62 @@ fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path)
         }
     }
     let env = resolve_env(cx, raw.env.as_ref());
+    let network = resolve_network(cx, raw.network.as_deref().unwrap_or(&[]));
     all_files_ok.then_some(())?;
     Some(Grants {
         files,
         env: env?,
+        network: network?,
         memory_mb: u32::try_from(memory_mb?).ok()?,
         timeout: millis(timeout_ms?),
     })
+}
+
+/// `network = ["tcp://db.example.com:5432", "udp://10.0.0.5:53"]`.
+fn resolve_network(cx: &mut Collector, raw: &[Spanned<String>]) -> Option<Vec<NetworkGrant>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for entry in raw {
+        let text = entry.get_ref();
+        let parsed = text.split_once("://").and_then(|(scheme, rest)| {
+            let (host, port) = rest.rsplit_once(':')?;
+            let port = match port {
+                "*" => None,
+                p => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
+            };
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let valid_host = !host.is_empty()
+                && (host.parse::<std::net::IpAddr>().is_ok()
+                    || host.trim_start_matches("*.").split('.').all(|l| {
+                        l == "*"
+                            || (!l.is_empty()
+                                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                    }));
+            (matches!(scheme, "tcp" | "udp") && valid_host)
+                .then(|| (scheme.to_string(), host.to_ascii_lowercase(), port))
+        });
+        match parsed {
+            Some((scheme, host, port)) => out.push(NetworkGrant {
+                scheme,
+                host,
+                port,
+                text: text.clone(),
+                span: span_of(entry),
+            }),
+            None => {
+                cx.error(
+                    span_of(entry),
+                    format!("`{text}` is not a network grant"),
+                    Some("write `tcp://host:port` or `udp://host:port`; host is a name, `*.example.com`, or an IP (`[::1]` for IPv6); port is a number or `*`".to_string()),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// `env = { MODE = "fast", TOKEN = { from_env = "CRM_TOKEN" } }`.

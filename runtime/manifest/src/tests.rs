@@ -892,3 +892,33 @@ fn a_bad_env_grant_says_how_to_write_it() {
         "{found:?}"
     );
 }
+
+#[test]
+fn network_grants_are_scheme_host_and_port() {
+    let text = format!(
+        "{PIPELINE}{CRM}grants = {{ network = [\"tcp://db.example.com:5432\", \"udp://[::1]:53\", \"tcp://*.example.org:*\"] }}\n{WAREHOUSE}{ROUTE}"
+    );
+    let manifest = ok(&text);
+    let net = &manifest.plugins["crm"].grants.network;
+    let parts: Vec<(&str, &str, Option<u16>)> = net
+        .iter()
+        .map(|g| (g.scheme.as_str(), g.host.as_str(), g.port))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("tcp", "db.example.com", Some(5432)),
+            ("udp", "::1", Some(53)),
+            ("tcp", "*.example.org", None)
+        ]
+    );
+    let bad = format!(
+        "{PIPELINE}{CRM}grants = {{ network = [\"http//x:1\", \"tcp://x:0\"] }}\n{WAREHOUSE}{ROUTE}"
+    );
+    let found = messages(&bad);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().all(|m| m.contains("is not a network grant")),
+        "{found:?}"
+    );
+}

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferry_host::{Capability, Component, FileGrant, HostError, InstanceSpec, PluginWorld, Runtime};
+use ferry_host::{
+    Capability, Component, FileGrant, HostError, InstanceSpec, NetRule, NetworkPolicy, PluginWorld,
+    Protocol, Runtime,
+};
 use ferry_manifest::{
     Access, Condition, Diagnostic, EnvValue, Manifest, ManifestError, OnInvalid, Plugin,
     PluginKind, Span,
@@ -163,6 +166,23 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                     .iter()
                     .filter_map(|g| env_value(&g.value).map(|v| (g.name.clone(), v)))
                     .collect(),
+                network: NetworkPolicy::new(
+                    plugin
+                        .grants
+                        .network
+                        .iter()
+                        .map(|g| NetRule {
+                            protocol: if g.scheme == "udp" {
+                                Protocol::Udp
+                            } else {
+                                Protocol::Tcp
+                            },
+                            host: g.host.clone(),
+                            port: g.port,
+                        })
+                        .collect(),
+                ),
+                audit: None,
                 memory_bytes: plugin.grants.memory_mb as usize * 1024 * 1024,
                 timeout: plugin.grants.timeout.max(Duration::from_millis(1)),
             },
@@ -278,9 +298,10 @@ pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
             // Without a `files` grant there is no preopened folder, so a
             // filesystem import reaches nothing, like an empty environment.
             Capability::Baseline | Capability::Environment | Capability::Files => None,
+            Capability::Network if !plugin.grants.network.is_empty() => None,
             Capability::Network => Some((
-                "ferry cannot grant network access yet",
-                "use a component that does not open connections",
+                "it has no `network` grant",
+                "allow the connections it needs: grants = { network = [\"tcp://db.example.com:5432\"] }",
             )),
             Capability::Unknown => Some((
                 "the host does not provide this interface",

@@ -244,6 +244,7 @@ pub async fn run(
     // anything is read.
     // Plugin calls (here `open`) block: WASI file access inside them must
     // not run on an async worker's own context.
+    let audit = Arc::new(StateAudit(Arc::clone(&state)));
     let built = tokio::task::block_in_place(|| {
         plan.stages
             .iter()
@@ -255,6 +256,7 @@ pub async fn run(
                     } else {
                         None
                     },
+                    &audit,
                 )
             })
             .collect::<Result<Vec<_>, _>>()
@@ -413,8 +415,41 @@ enum Instance {
     Validator(ValidatorInstance),
 }
 
-fn build(stage: &PlannedStage, checkpoint: Option<Vec<u8>>) -> Result<Instance, PipelineError> {
-    let spec = stage.spec.clone();
+/// Writes a stage's run-time denials to the state store's audit log.
+struct StateAudit(Arc<dyn StateStore>);
+
+impl ferry_host::AuditSink for StateAudit {
+    fn denied(&self, pipeline: &str, stage: &str, digest: &str, denial: &ferry_host::Denial) {
+        let event = ferry_state::AuditEvent {
+            id: 0,
+            at_us: 0,
+            pipeline: pipeline.to_string(),
+            stage: stage.to_string(),
+            plugin_digest: digest.to_string(),
+            capability: denial.capability.to_string(),
+            target: denial.target.clone(),
+            detail: denial.reason.clone(),
+        };
+        if let Err(e) = self.0.record_audit(&event) {
+            tracing::error!(
+                pipeline,
+                stage,
+                "cannot record an audit event ({}: {}): {e}",
+                denial.target,
+                denial.reason
+            );
+        }
+    }
+}
+
+fn build(
+    stage: &PlannedStage,
+    checkpoint: Option<Vec<u8>>,
+    audit: &Arc<StateAudit>,
+) -> Result<Instance, PipelineError> {
+    let mut spec = stage.spec.clone();
+    let sink: Arc<dyn ferry_host::AuditSink> = audit.clone();
+    spec.audit = Some(sink);
     let c = &stage.component;
     let open = |e| PipelineError::Open {
         stage: stage.name.clone(),

@@ -1,6 +1,9 @@
 //! Durable state of ferry pipelines: source checkpoints, the dead-letter
 //! store and the record accounting.
 //!
+//! It also keeps the audit log: every access a plugin was refused at run
+//! time.
+//!
 //! Everything the runtime must remember across restarts goes through the
 //! [`StateStore`] trait. The default backend, [`SqliteState`], is an embedded
 //! SQLite database (WAL mode, `synchronous = FULL`), so a single-node ferry
@@ -140,6 +143,27 @@ pub struct DeadLetter {
     pub created_at_us: i64,
 }
 
+/// Something a plugin was refused at run time, for security review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Its id in the store (0 before it is stored).
+    pub id: i64,
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: i64,
+    /// The pipeline.
+    pub pipeline: String,
+    /// The stage whose plugin asked.
+    pub stage: String,
+    /// The sha256 of that plugin's component.
+    pub plugin_digest: String,
+    /// What kind of access: `network`, `files`, ...
+    pub capability: String,
+    /// What was asked for, such as `tcp connect 169.254.169.254:80`.
+    pub target: String,
+    /// Why it was refused.
+    pub detail: String,
+}
+
 /// Which dead letters to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeadLetterFilter {
@@ -206,6 +230,12 @@ pub trait StateStore: Send + Sync {
 
     /// Accounting summed over every run of a pipeline.
     fn total_accounting(&self, pipeline: &str) -> Result<Accounting, StateError>;
+
+    /// Records a run-time denial in the audit log.
+    fn record_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
+
+    /// The audit log, oldest first, for one pipeline or all.
+    fn audit_events(&self, pipeline: Option<&str>) -> Result<Vec<AuditEvent>, StateError>;
 }
 
 /// The embedded SQLite backend.
@@ -246,6 +276,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_pipeline ON dead_letters (pipeline, stage, reason);
+CREATE TABLE IF NOT EXISTS audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us INTEGER NOT NULL,
+    pipeline TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    plugin_digest TEXT NOT NULL,
+    capability TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 ";
 
 /// Microseconds since the Unix epoch, now.
@@ -532,6 +572,48 @@ impl StateStore for SqliteState {
                 },
             )
             .map_err(self.q("summing the accounting"))
+    }
+
+    fn record_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
+        let at = if event.at_us == 0 {
+            now_us()
+        } else {
+            event.at_us
+        };
+        self.lock()
+            .execute(
+                "INSERT INTO audit_events (at_us, pipeline, stage, plugin_digest, capability, target, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![at, event.pipeline, event.stage, event.plugin_digest, event.capability, event.target, event.detail],
+            )
+            .map_err(self.q("writing an audit event"))?;
+        Ok(())
+    }
+
+    fn audit_events(&self, pipeline: Option<&str>) -> Result<Vec<AuditEvent>, StateError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, at_us, pipeline, stage, plugin_digest, capability, target, detail FROM audit_events
+                 WHERE (?1 IS NULL OR pipeline = ?1) ORDER BY id",
+            )
+            .map_err(self.q("listing audit events"))?;
+        let rows = stmt
+            .query_map(params![pipeline], |r| {
+                Ok(AuditEvent {
+                    id: r.get(0)?,
+                    at_us: r.get(1)?,
+                    pipeline: r.get(2)?,
+                    stage: r.get(3)?,
+                    plugin_digest: r.get(4)?,
+                    capability: r.get(5)?,
+                    target: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })
+            .map_err(self.q("listing audit events"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.q("reading an audit event"))
     }
 }
 

@@ -1,49 +1,69 @@
-//! `test-net-probe`: a mapper that tries to open a TCP connection for every
-//! batch, for the host's capability tests. Not a user plugin.
+//! `test-net-probe`: a mapper that tries the network access each record asks
+//! for and reports what happened, for the host's sandbox tests. Not a user
+//! plugin.
 //!
-//! Because it uses `std::net`, the component imports `wasi:sockets`, which
-//! no manifest can grant yet: the host must refuse it at plan time, before
-//! it runs. If it ever runs, each record is rejected with what the
-//! connection attempt gave, so a test would see it.
+//! Each input record has `op` and `addr`:
 //!
-//! ```toml
-//! [plugins.probe]
-//! kind = "mapper"
-//! wasm = "../../plugins/dist/test-net-probe.wasm"
-//! config = { connect = "127.0.0.1:9" }
-//! ```
+//! | op | what it tries |
+//! |---|---|
+//! | `connect` | a TCP connection to `addr` (`host:port`; a name is resolved through `wasi:sockets`) |
+//! | `listen` | a TCP listener on `addr` |
+//! | `udp` | a UDP datagram to `addr` from an unbound socket |
+//!
+//! The output is the same record with `result`: `ok` or `denied: <error>`.
+//! Because it uses `std::net`, the component imports `wasi:sockets`, so a
+//! manifest must grant it `network` entries or the host refuses it at plan
+//! time.
+
+use std::io::Write;
 
 use ferry_plugin::{Batch, Mapped, Mapper, PluginError};
 
-/// The `config` table.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// `host:port` to connect to.
-    pub connect: String,
-}
+/// The plugin; it takes no configuration.
+pub struct NetProbe;
 
-/// The plugin.
-pub struct NetProbe {
-    connect: String,
+fn attempt(op: &str, addr: &str) -> Result<(), String> {
+    match op {
+        "connect" => {
+            let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            stream
+                .write_all(b"hello from test-net-probe\n")
+                .map_err(|e| e.to_string())
+        }
+        "listen" => std::net::TcpListener::bind(addr)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        "udp" => {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+            socket
+                .send_to(b"hello", addr)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown op {other}")),
+    }
 }
 
 impl Mapper for NetProbe {
-    type Config = Config;
+    type Config = ();
 
-    fn open(config: Config) -> Result<Self, PluginError> {
-        Ok(NetProbe {
-            connect: config.connect,
-        })
+    fn open(_: ()) -> Result<Self, PluginError> {
+        Ok(NetProbe)
     }
 
     fn map(&mut self, input: &Batch, out: &mut Mapped) -> Result<(), PluginError> {
-        let outcome = match std::net::TcpStream::connect(&self.connect) {
-            Ok(_) => format!("connected to {}", self.connect),
-            Err(e) => format!("connecting to {} failed: {e}", self.connect),
-        };
         for row in input.rows() {
-            out.reject(&row, outcome.clone());
+            let op = row
+                .text("op")
+                .map_err(|e| PluginError::fatal(e.to_string()))?;
+            let addr = row
+                .text("addr")
+                .map_err(|e| PluginError::fatal(e.to_string()))?;
+            let result = match attempt(op, addr) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("denied: {e}"),
+            };
+            out.emit_copy(&row).set("result", result.as_str());
         }
         Ok(())
     }
