@@ -103,8 +103,10 @@ fn lock_pins_digests_and_a_changed_component_is_then_refused() {
     let s = Sandbox::new();
     std::fs::copy(crate::support::plugins::PASSTHROUGH, s.path("same.wasm")).expect("copy");
     s.write("in/a.jsonl", "{\"id\":\"1\"}\n");
-    s.manifest(
-        r#"# comments stay
+    s.write(
+        "pipeline.toml",
+        &crate::support::with_plugins(
+            r#"# comments stay
 [pipeline]
 name = "locked"
 
@@ -129,6 +131,14 @@ from = "src"
 through = ["same"]
 to = ["out"]
 "#,
+        ),
+    );
+    let unpinned = ferry(&["validate", "pipeline.toml"], s.dir.path()).expect("ferry runs");
+    assert_eq!(unpinned.code, 1, "digests are required");
+    assert!(
+        unpinned.stderr.contains("has no pinned sha256") && unpinned.stderr.contains("ferry lock"),
+        "{}",
+        unpinned.stderr
     );
     let lock = ferry(&["lock", "pipeline.toml"], s.dir.path()).expect("ferry runs");
     assert_eq!(lock.code, 0, "{}", lock.stderr);

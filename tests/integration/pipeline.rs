@@ -225,6 +225,8 @@ through = ["check"]
 to = ["out"]
 "#;
     s.manifest(text);
+    // Sandbox::manifest pinned `check` (a line at the end of its table), so
+    // `out` starts a line lower than written above.
     let err = s.plan().err().expect("the plan fails").to_string();
     assert!(
         err.contains("pipeline.toml:8:"),
@@ -240,7 +242,7 @@ to = ["out"]
         "wrong world: {err}"
     );
     assert!(
-        err.contains("pipeline.toml:17:") && err.contains("does not exist"),
+        err.contains("pipeline.toml:18:") && err.contains("does not exist"),
         "missing wasm: {err}"
     );
     assert!(err.contains("4 errors"), "{err}");

@@ -59,8 +59,12 @@ impl Sandbox {
 
     /// Writes `pipeline.toml` with `{FILE}`-style placeholders replaced by
     /// component paths.
+    /// Pins the digest of every plugin that has none and whose wasm exists,
+    /// as `ferry lock` would (a manifest that does not parse is left as is).
     pub fn manifest(&self, text: &str) -> PathBuf {
-        self.write("pipeline.toml", &with_plugins(text))
+        let path = self.write("pipeline.toml", &with_plugins(text));
+        let _ = ferry_pipeline::lock(&path, ferry_pipeline::LockMode::Missing);
+        path
     }
 
     pub fn plan(&self) -> Result<ferry_pipeline::Plan> {

@@ -389,45 +389,19 @@ fn thousands(n: u64) -> String {
 
 fn lock(path: &Path) -> Result<ExitCode> {
     for file in manifest_paths(path)? {
-        let manifest = match ferry_manifest::load(&file) {
-            Ok(m) => m,
+        match ferry_pipeline::lock(&file, ferry_pipeline::LockMode::All) {
+            Ok(pinned) if pinned.is_empty() => {
+                println!("{}: every digest already pinned", file.display())
+            }
+            Ok(pinned) => {
+                for (name, digest) in pinned {
+                    println!("{}: plugin `{name}`: sha256 = {digest}", file.display());
+                }
+            }
             Err(e) => {
                 eprintln!("{e}");
                 return Ok(ExitCode::FAILURE);
             }
-        };
-        let mut doc: toml_edit::DocumentMut = manifest
-            .source_text()
-            .parse()
-            .with_context(|| format!("cannot edit {}", file.display()))?;
-        let mut changed = 0;
-        for (name, plugin) in &manifest.plugins {
-            let bytes = std::fs::read(&plugin.wasm).with_context(|| {
-                format!("plugin `{name}`: cannot read {}", plugin.wasm.display())
-            })?;
-            let digest = ferry_host::sha256_hex(&bytes);
-            if plugin.sha256.as_deref() == Some(digest.as_str()) {
-                continue;
-            }
-            let Some(table) = doc
-                .get_mut("plugins")
-                .and_then(|p| p.get_mut(name.as_str()))
-                .and_then(|t| t.as_table_like_mut())
-            else {
-                bail!(
-                    "plugin `{name}`: cannot find its table in {}",
-                    file.display()
-                );
-            };
-            table.insert("sha256", toml_edit::value(digest.clone()));
-            println!("{}: plugin `{name}`: sha256 = {digest}", file.display());
-            changed += 1;
-        }
-        if changed > 0 {
-            std::fs::write(&file, doc.to_string())
-                .with_context(|| format!("cannot write {}", file.display()))?;
-        } else {
-            println!("{}: every digest already pinned", file.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,14 +13,17 @@
 //!   purpose), together with the accounting it closes, so
 //!   `read = written + dead_lettered + filtered` holds for every run.
 //! - [`route`]: conditional routing (`when`) over a batch's columns.
+//! - [`lock`](mod@lock): pinning each plugin's sha256 in its manifest.
 
 pub mod ledger;
+pub mod lock;
 pub mod plan;
 pub mod route;
 pub mod run;
 
 use ferry_host::CallError;
 
+pub use lock::{LockError, LockMode, lock};
 pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan};
 pub use run::{LiveStatus, RunOptions, RunReport, run};
 

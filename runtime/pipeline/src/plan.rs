@@ -1,8 +1,8 @@
 //! From a manifest to a checked graph of stages, with every plugin loaded.
 //!
 //! Nothing runs until the whole plan is valid: every plugin file exists and
-//! is a component, its digest matches the manifest's `sha256` when one is
-//! given, it exports the interface its `kind` needs, every granted host
+//! is a component, its digest is pinned in the manifest's `sha256` and
+//! matches it, it exports the interface its `kind` needs, every granted host
 //! folder to read from exists, and it imports nothing its grants do not
 //! cover (see `ferry_host::Capability`). All problems are reported at once, each pointing at the
 //! manifest line it comes from.
@@ -220,6 +220,18 @@ pub struct Finding {
 pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
     let name = &plugin.name;
     let mut findings = Vec::new();
+    if plugin.sha256.is_none() {
+        findings.push(Finding {
+            span: plugin.spans.wasm,
+            message: format!(
+                "plugin `{name}` has no pinned sha256 (its component is {})",
+                component.digest()
+            ),
+            hint: Some(
+                "pin the components you reviewed: `ferry lock <manifest>` writes each plugin's sha256".to_string(),
+            ),
+        });
+    }
     if let Some(expected) = &plugin.sha256
         && expected != component.digest()
     {
