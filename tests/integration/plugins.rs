@@ -568,6 +568,17 @@ pub mod test_net_probe {
         assert!(events.iter().all(|e| e.stage == "probe"
             && e.capability == "network"
             && e.plugin_digest.len() == 64));
+        let log =
+            ferry(&["audit-log", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
+        assert_eq!(log.code, 0, "{}", log.stderr);
+        let listed: Vec<Value> = serde_json::from_str(&log.stdout).expect("a JSON array");
+        assert_eq!(listed.len(), events.len());
+        assert!(
+            listed
+                .iter()
+                .any(|e| e["target"] == "tcp connect 169.254.169.254:80"),
+            "{listed:?}"
+        );
     }
 
     #[test]

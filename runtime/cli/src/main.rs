@@ -73,6 +73,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The audit log: every access a plugin was refused at run time.
+    AuditLog {
+        /// The manifest (or folder of manifests) whose state to read, or a
+        /// state database file. Default: ./.ferry/state.db.
+        path: Option<PathBuf>,
+        /// Only this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Pin each plugin's sha256 in a manifest: writes the digest of every
     /// plugin's current wasm file into its `sha256`, keeping the rest of the
     /// file as it is.
@@ -155,6 +167,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Validate { path } => validate(&path),
         Command::Audit { path, json } => audit::audit(&path, json),
         Command::Lock { path } => lock(&path),
+        Command::AuditLog {
+            path,
+            pipeline,
+            json,
+        } => audit_log(path.as_deref(), pipeline.as_deref(), json),
         Command::Dlq { command } => dlq(command),
     }
 }
@@ -403,6 +420,33 @@ fn lock(path: &Path) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_log(path: Option<&Path>, pipeline: Option<&str>, json: bool) -> Result<ExitCode> {
+    let mut events = Vec::new();
+    for state in state_paths(path)? {
+        events.extend(open_state(&state)?.audit_events(pipeline)?);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+    } else if events.is_empty() {
+        println!("no denials recorded");
+    } else {
+        for e in &events {
+            println!(
+                "{}  {} / {} ({})  {}: {}  ({})",
+                ferry_host::batch::rfc3339_micros(e.at_us),
+                e.pipeline,
+                e.stage,
+                &e.plugin_digest[..e.plugin_digest.len().min(12)],
+                e.capability,
+                e.target,
+                e.detail
+            );
+        }
+        println!("{} denials", events.len());
     }
     Ok(ExitCode::SUCCESS)
 }

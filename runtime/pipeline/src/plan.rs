@@ -109,8 +109,11 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
             order.len() - 1
         })
     };
+    // ferry-manifest guarantees exactly one source; say so if that changes.
     let Some(source) = manifest.source_plugin().map(|p| p.name.clone()) else {
-        return Err(manifest.error(Vec::new()));
+        let span = manifest.pipeline.spans.header;
+        let missing = manifest.diagnostic(span, "the pipeline has no source plugin", None);
+        return Err(manifest.error(vec![missing]));
     };
     add(&source, &mut order, &mut outputs);
     for route in &manifest.routes {
