@@ -247,3 +247,71 @@ to = ["out"]
     );
     assert!(err.contains("4 errors"), "{err}");
 }
+
+#[test]
+fn a_trapping_plugin_leaves_other_pipelines_running() {
+    let healthy = Sandbox::new();
+    people(&healthy, 2000);
+    healthy.manifest(&ROUTED.replace("ON_INVALID", "dead-letter"));
+    let broken = Sandbox::new();
+    let lines: String = (0..2000)
+        .map(|i| format!("{{\"id\":\"k{i}\"}}\n"))
+        .collect();
+    broken.write("in/a.jsonl", &lines);
+    broken.manifest(
+        r#"[pipeline]
+name = "broken"
+batch = { max_records = 100 }
+
+[plugins.src]
+kind = "source"
+wasm = "{FILE}"
+config = { path = "/in/a.jsonl" }
+grants = { files = [{ host = "in", guest = "/in" }] }
+
+[plugins.faulty]
+kind = "mapper"
+wasm = "{FAULTY_MAPPER}"
+config = { trap_keys = ["k10", "k500", "k1999"] }
+
+[plugins.out]
+kind = "sink"
+wasm = "{FILE}"
+config = { path = "/out/out.jsonl" }
+grants = { files = [{ host = "out", guest = "/out", mode = "rw" }] }
+
+[[routes]]
+from = "src"
+through = ["faulty"]
+to = ["out"]
+"#,
+    );
+    // Both in one process, on one runtime, at the same time.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let (a, b) = rt.block_on(async {
+        let (opts_a, _stop_a) = RunOptions::new();
+        let (opts_b, _stop_b) = RunOptions::new();
+        let a = tokio::spawn(ferry_pipeline::run(
+            healthy.plan().expect("plans"),
+            Arc::new(healthy.state()),
+            opts_a,
+        ));
+        let b = tokio::spawn(ferry_pipeline::run(
+            broken.plan().expect("plans"),
+            Arc::new(broken.state()),
+            opts_b,
+        ));
+        (a.await.expect("joins"), b.await.expect("joins"))
+    });
+    let a = a.expect("the healthy pipeline finishes").accounting;
+    assert_eq!((a.read, a.written, a.dead_lettered), (2000, 1800, 200));
+    let b = b.expect("the broken one finishes too").accounting;
+    assert_eq!((b.read, b.written, b.dead_lettered), (2000, 1997, 3));
+    let mut trapped: Vec<String> = broken.dead_letters().into_iter().map(|d| d.key).collect();
+    trapped.sort();
+    assert_eq!(trapped, ["k10", "k1999", "k500"]);
+}
