@@ -21,9 +21,13 @@
 //!   a row into JSON for the dead-letter store.
 //!
 //! Capabilities are deny-by-default: a plugin's WASI context has no
-//! environment, no arguments, no network, stdout discarded, stderr captured
-//! into a small buffer (quoted when the plugin traps), and only the folders
-//! its manifest grants.
+//! arguments, stdout discarded, stderr captured into a small buffer (quoted
+//! when the plugin traps), only the folders, environment variables and
+//! network destinations its manifest grants ([`NetworkPolicy`], checked on
+//! every socket address), and every run-time denial goes to an
+//! [`AuditSink`]. [`Capability`] says which grant each imported interface
+//! needs, so a component importing more than its grants cover is refused
+//! before it runs.
 
 pub mod batch;
 pub mod bindings;
