@@ -721,10 +721,9 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_database_is_refused_with_a_clear_error() {
-        let dir = tempfile::tempdir().ok();
-        let Some(dir) = dir else { return };
+        let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("state.db");
-        let _ = std::fs::write(&path, vec![0x42u8; 8192]);
+        std::fs::write(&path, vec![0x42u8; 8192]).expect("write garbage");
         match SqliteState::open(&path) {
             Err(e) => assert!(
                 e.to_string().contains("damaged") || e.to_string().contains("not a database"),
