@@ -1,19 +1,6 @@
 //! `test-faulty-mapper`: a mapper that fails on purpose, for the host's
-//! fault tests. Not a user plugin.
-//!
-//! For each batch it walks the records in order; the first record whose key
-//! is in one of the lists below decides what happens:
-//!
-//! | key | what happens |
-//! |---|---|
-//! | `trap_keys` | the plugin traps (`unreachable`) |
-//! | `spin_keys` | the plugin loops forever (until the host's deadline) |
-//! | `alloc_keys` | the plugin allocates until the memory limit is hit (then traps) |
-//! | `fatal_keys` | `map` returns `plugin-error::fatal` naming the key |
-//! | `retryable_keys` | `map` returns `plugin-error::retryable` naming the key; with `retryable_times = n`, only the first `n` calls that meet the key fail |
-//! | `reject_keys` | the record is rejected (`record-issue` with reason `rejected on purpose: key "<key>"`); the others go on |
-//! | `fail_open` | `"invalid-config"`, `"fatal"`, `"retryable"` or `"trap"`: `open` fails that way |
-//!
+//! fault tests. Not a user plugin. Its config and what each key does are
+//! `test-faults`' (`conflict_keys` and `fail_flush` are for the sink).
 //! Records with no listed key go on unchanged (the input batch itself is
 //! returned when nothing is rejected).
 //!
@@ -24,131 +11,26 @@
 //! config = { trap_keys = ["13"], reject_keys = ["7", "8"], retryable_keys = ["21"], retryable_times = 2 }
 //! ```
 
-use std::collections::HashMap;
-
 use ferry_plugin::{Batch, Mapped, Mapper, PluginError};
-
-/// The `config` table (see the crate docs).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Keys that make the plugin trap.
-    #[serde(default)]
-    pub trap_keys: Vec<String>,
-    /// Keys that make `map` return a fatal error.
-    #[serde(default)]
-    pub fatal_keys: Vec<String>,
-    /// Keys that make `map` return a retryable error.
-    #[serde(default)]
-    pub retryable_keys: Vec<String>,
-    /// How many calls meeting a retryable key fail (default: all).
-    #[serde(default)]
-    pub retryable_times: Option<u32>,
-    /// Keys whose records are rejected.
-    #[serde(default)]
-    pub reject_keys: Vec<String>,
-    /// Keys that make the plugin loop forever.
-    #[serde(default)]
-    pub spin_keys: Vec<String>,
-    /// Keys that make the plugin allocate until memory runs out.
-    #[serde(default)]
-    pub alloc_keys: Vec<String>,
-    /// How `open` fails, if it should.
-    #[serde(default)]
-    pub fail_open: Option<String>,
-}
-
-/// Stops the instance with a trap.
-fn trap() -> ! {
-    #[cfg(target_arch = "wasm32")]
-    core::arch::wasm32::unreachable();
-    #[cfg(not(target_arch = "wasm32"))]
-    std::process::abort();
-}
-
-/// Loops until the host interrupts the call.
-fn spin() -> ! {
-    let mut n: u64 = 0;
-    loop {
-        n = std::hint::black_box(n.wrapping_add(1));
-    }
-}
-
-/// Allocates 1 MiB blocks, touching each, until allocation fails (which
-/// aborts: a trap).
-fn exhaust_memory() -> ! {
-    let mut hoard: Vec<Vec<u8>> = Vec::new();
-    loop {
-        let mut block = vec![0u8; 1 << 20];
-        for b in block.iter_mut().step_by(4096) {
-            *b = 1;
-        }
-        hoard.push(std::hint::black_box(block));
-    }
-}
+pub use test_faults::Config;
+use test_faults::Faults;
 
 /// The mapper.
 #[derive(Debug)]
-pub struct FaultyMapper {
-    config: Config,
-    retry_failures: HashMap<String, u32>,
-}
+pub struct FaultyMapper(Faults);
 
 impl Mapper for FaultyMapper {
     type Config = Config;
 
     fn open(config: Config) -> Result<Self, PluginError> {
-        match config.fail_open.as_deref() {
-            None => {}
-            Some("invalid-config") => {
-                return Err(PluginError::invalid_config("failing open on purpose"));
-            }
-            Some("fatal") => return Err(PluginError::fatal("failing open on purpose")),
-            Some("retryable") => return Err(PluginError::retryable("failing open on purpose")),
-            Some("trap") => trap(),
-            Some(other) => {
-                return Err(PluginError::invalid_config(format!(
-                    "config.fail_open: unknown {other:?}, expected \"invalid-config\", \"fatal\", \"retryable\" or \"trap\""
-                )));
-            }
-        }
-        Ok(FaultyMapper {
-            config,
-            retry_failures: HashMap::new(),
-        })
+        Faults::open(config).map(FaultyMapper)
     }
 
     fn map(&mut self, input: &Batch, out: &mut Mapped) -> Result<(), PluginError> {
-        let c = &self.config;
-        let has = |list: &[String], key: &str| list.iter().any(|k| k == key);
         for row in input.rows() {
-            let key = row.key();
-            if has(&c.trap_keys, key) {
-                ferry_plugin::log::warn!("trapping on key {key:?}");
-                trap();
-            }
-            if has(&c.spin_keys, key) {
-                ferry_plugin::log::warn!("spinning on key {key:?}");
-                spin();
-            }
-            if has(&c.alloc_keys, key) {
-                ferry_plugin::log::warn!("allocating without end on key {key:?}");
-                exhaust_memory();
-            }
-            if has(&c.fatal_keys, key) {
-                return Err(PluginError::fatal(format!("fatal on purpose: key {key:?}")));
-            }
-            if has(&c.retryable_keys, key) {
-                let failed = self.retry_failures.entry(key.to_owned()).or_insert(0);
-                if c.retryable_times.is_none_or(|n| *failed < n) {
-                    *failed += 1;
-                    return Err(PluginError::retryable(format!(
-                        "retryable on purpose: key {key:?} (failure {failed})"
-                    )));
-                }
-            }
-            if has(&c.reject_keys, key) {
-                out.reject(&row, format!("rejected on purpose: key {key:?}"));
+            self.0.on_key(row.key())?;
+            if let Some(reason) = self.0.rejection(row.key()) {
+                out.reject(&row, reason);
             }
         }
         out.forward_all();
