@@ -23,6 +23,7 @@ plugins=(
     "test_net_probe:test-net-probe"
     "test_env_probe:test-env-probe"
     "test_fs_probe:test-fs-probe"
+    "test_http_probe:test-http-probe"
 )
 
 cargo build --release --target wasm32-wasip2 --workspace --quiet

@@ -128,6 +128,7 @@ pub fn with_plugins(text: &str) -> String {
         .replace("{NET_PROBE}", plugins::TEST_NET_PROBE)
         .replace("{ENV_PROBE}", plugins::TEST_ENV_PROBE)
         .replace("{FS_PROBE}", plugins::TEST_FS_PROBE)
+        .replace("{HTTP_PROBE}", plugins::TEST_HTTP_PROBE)
 }
 
 /// The `ferry` binary built by `cargo build -p ferry-cli` (scripts/test.sh

@@ -79,6 +79,11 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(format!("linking WASI: {e}")))?;
+        // Outgoing HTTP; every request goes through the plugin's allow-list
+        // in its send hook (a component without a network grant that imports
+        // wasi:http is refused before it runs).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(|e| HostError::Engine(format!("linking wasi:http: {e}")))?;
         crate::bindings::common::ferry::plugin::host::add_to_linker::<
             HostState,
             wasmtime::component::HasSelf<HostState>,

@@ -16,21 +16,35 @@
 //!   and match no socket connection.
 //!
 //! Binding a specific local address, listening and accepting are always
-//! refused; the implicit bind a connection makes is allowed. Every refusal
-//! is reported to the [`AuditSink`] and logged.
+//! refused; the implicit bind a connection makes is allowed.
+//!
+//! HTTP requests (`http://` and `https://` rules) are checked in the
+//! `wasi:http` send hook, where the host sees the name the plugin asked
+//! for: a rule matches by scheme, port (80 and 443 by default), and host (an
+//! IP literal, the same name, a wildcard name such as `*.example.com`, or
+//! `*`). A name is then resolved, and the request is refused when it
+//! resolves to a loopback, link-local or private address. (The connection
+//! resolves the name again; a DNS answer that changes in between is not
+//! caught.)
+//!
+//! Every refusal is reported to the [`AuditSink`] and logged.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-/// A transport protocol of a rule.
+/// The protocol of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// TCP connections.
+    /// TCP connections through `wasi:sockets`.
     Tcp,
-    /// UDP datagrams.
+    /// UDP datagrams through `wasi:sockets`.
     Udp,
+    /// Plain HTTP requests through `wasi:http`.
+    Http,
+    /// HTTPS requests through `wasi:http`.
+    Https,
 }
 
 /// One allow-list entry.
@@ -160,6 +174,144 @@ impl NetworkPolicy {
     }
 }
 
+impl NetworkPolicy {
+    /// Whether an HTTP request to `uri` is allowed; the error says why not.
+    pub fn check_http(&self, uri: &http::Uri) -> Result<(), String> {
+        let protocol = match uri.scheme_str() {
+            Some("http") => Protocol::Http,
+            Some("https") => Protocol::Https,
+            other => return Err(format!("scheme {other:?} is not allowed")),
+        };
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if protocol == Protocol::Http { 80 } else { 443 });
+        let literal = host.parse::<IpAddr>().ok();
+        let named = self
+            .rules
+            .iter()
+            .filter(|r| r.protocol == protocol && r.port.is_none_or(|p| p == port))
+            .any(|r| match (r.host.parse::<IpAddr>().ok(), literal) {
+                (Some(rule_ip), Some(ip)) => rule_ip == ip,
+                (Some(_), None) => false,
+                (None, Some(ip)) => r.host == "*" && !is_special(ip),
+                (None, None) => {
+                    r.host == "*"
+                        || r.host == host
+                        || r.host
+                            .strip_prefix("*.")
+                            .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
+                }
+            });
+        if !named {
+            return Err(format!(
+                "no network grant allows {}://{host}:{port}",
+                uri.scheme_str().unwrap_or("")
+            ));
+        }
+        if literal.is_none() {
+            let resolved = (host.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+            for addr in resolved {
+                if is_special(addr.ip()) {
+                    return Err(format!(
+                        "{host} resolves to {}, a loopback, link-local or private address that no grant names",
+                        addr.ip()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `wasi:http` hooks of one plugin instance: the allow-list in the send
+/// hook, denials to the audit log.
+pub(crate) struct HttpHooks {
+    policy: Arc<NetworkPolicy>,
+    audit: Option<Arc<dyn AuditSink>>,
+    identity: crate::store::Identity,
+}
+
+impl HttpHooks {
+    pub(crate) fn new(
+        policy: NetworkPolicy,
+        audit: Option<Arc<dyn AuditSink>>,
+        identity: crate::store::Identity,
+    ) -> Self {
+        HttpHooks {
+            policy: Arc::new(policy),
+            audit,
+            identity,
+        }
+    }
+}
+
+fn report(audit: Option<&Arc<dyn AuditSink>>, identity: &crate::store::Identity, denial: Denial) {
+    tracing::warn!(
+        pipeline = %identity.pipeline,
+        stage = %identity.stage,
+        "denied {}: {}",
+        denial.target,
+        denial.reason
+    );
+    if let Some(audit) = audit {
+        audit.denied(
+            &identity.pipeline,
+            &identity.stage,
+            &identity.digest,
+            &denial,
+        );
+    }
+}
+
+type SendFuture = Box<
+    dyn std::future::Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl wasmtime_wasi_http::WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        _ = fut;
+        if let Err(reason) = self.policy.check_http(request.uri()) {
+            let target = format!("http {} {}", request.method(), request.uri());
+            report(
+                self.audit.as_ref(),
+                &self.identity,
+                Denial {
+                    capability: "network",
+                    target,
+                    reason,
+                },
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
 /// Installs the policy into a WASI context builder, reporting denials.
 pub(crate) fn install(
     builder: &mut wasmtime_wasi::WasiCtxBuilder,
@@ -167,7 +319,7 @@ pub(crate) fn install(
     audit: Option<Arc<dyn AuditSink>>,
     identity: crate::store::Identity,
 ) {
-    if policy.rules.is_empty() {
+    if !policy.uses(Protocol::Tcp) && !policy.uses(Protocol::Udp) {
         return;
     }
     builder
@@ -298,5 +450,42 @@ mod tests {
                 .is_err(),
             "no udp rule"
         );
+    }
+
+    #[test]
+    fn http_requests_match_scheme_host_and_port_and_special_literals_need_naming() {
+        let rules = |list: &[(Protocol, &str, Option<u16>)]| {
+            NetworkPolicy::new(
+                list.iter()
+                    .map(|(p, h, port)| NetRule {
+                        protocol: *p,
+                        host: h.to_string(),
+                        port: *port,
+                    })
+                    .collect(),
+            )
+        };
+        let uri = |s: &str| s.parse::<http::Uri>().expect("a uri");
+        let p = rules(&[
+            (Protocol::Http, "127.0.0.1", Some(8080)),
+            (Protocol::Https, "*.example.com", Some(443)),
+        ]);
+        assert!(p.check_http(&uri("http://127.0.0.1:8080/x")).is_ok());
+        assert!(p.check_http(&uri("http://127.0.0.1:8081/x")).is_err());
+        assert!(
+            p.check_http(&uri("https://127.0.0.1:8080/x")).is_err(),
+            "the scheme must match"
+        );
+        assert!(p.check_http(&uri("https://evil.test/")).is_err());
+        assert!(
+            p.check_http(&uri("http://api.example.com/")).is_err(),
+            "https only"
+        );
+        let any = rules(&[(Protocol::Http, "*", None)]);
+        let e = any
+            .check_http(&uri("http://169.254.169.254/latest/meta-data"))
+            .expect_err("metadata");
+        assert!(e.contains("no network grant allows"), "{e}");
+        assert!(any.check_http(&uri("http://[::1]:80/")).is_err());
     }
 }

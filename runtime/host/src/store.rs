@@ -76,6 +76,8 @@ impl ResourceLimiter for Limiter {
 /// table, memory limiter and identity. Opaque outside this crate.
 pub struct HostState {
     wasi: WasiCtx,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    http_hooks: crate::network::HttpHooks,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
@@ -94,6 +96,11 @@ impl HostState {
             .envs(&spec.env);
         crate::network::install(
             &mut builder,
+            spec.network.clone(),
+            spec.audit.clone(),
+            identity.clone(),
+        );
+        let http_hooks = crate::network::HttpHooks::new(
             spec.network.clone(),
             spec.audit.clone(),
             identity.clone(),
@@ -119,6 +126,8 @@ impl HostState {
         }
         Ok(HostState {
             wasi: builder.build(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks,
             table: ResourceTable::new(),
             limiter: Limiter {
                 max_memory: memory_bytes,
@@ -147,6 +156,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -268,13 +268,14 @@ impl Default for Grants {
 /// One entry of a plugin's outbound allow-list: `scheme://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkGrant {
-    /// `tcp` or `udp`.
+    /// `tcp`, `udp` (sockets), `http` or `https` (requests through `wasi:http`).
     pub scheme: String,
     /// A name (`db.example.com`), a wildcard name (`*.example.com`), `*`, or
     /// an IP literal (`10.0.0.5`, `[::1]`). Loopback, link-local and private
     /// addresses are reached only through an entry that names the IP literal.
     pub host: String,
-    /// The port; `None` for `*`.
+    /// The port (80 and 443 when an http or https entry leaves it out);
+    /// `None` for `*`.
     pub port: Option<u16>,
     /// The entry as written.
     pub text: String,

@@ -495,14 +495,22 @@ fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path)
     })
 }
 
-/// `network = ["tcp://db.example.com:5432", "udp://10.0.0.5:53"]`.
+/// `network = ["tcp://db.example.com:5432", "https://api.example.com"]`.
 fn resolve_network(cx: &mut Collector, raw: &[Spanned<String>]) -> Option<Vec<NetworkGrant>> {
     let mut out = Vec::new();
     let mut ok = true;
     for entry in raw {
         let text = entry.get_ref();
         let parsed = text.split_once("://").and_then(|(scheme, rest)| {
-            let (host, port) = rest.rsplit_once(':')?;
+            let default_port = match scheme {
+                "http" => Some("80"),
+                "https" => Some("443"),
+                _ => None,
+            };
+            let (host, port) = match rest.rsplit_once(':').filter(|(_, p)| !p.ends_with(']')) {
+                Some(split) => split,
+                None => (rest, default_port?),
+            };
             let port = match port {
                 "*" => None,
                 p => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
@@ -518,7 +526,7 @@ fn resolve_network(cx: &mut Collector, raw: &[Spanned<String>]) -> Option<Vec<Ne
                             || (!l.is_empty()
                                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
                     }));
-            (matches!(scheme, "tcp" | "udp") && valid_host)
+            (matches!(scheme, "tcp" | "udp" | "http" | "https") && valid_host)
                 .then(|| (scheme.to_string(), host.to_ascii_lowercase(), port))
         });
         match parsed {
@@ -533,7 +541,7 @@ fn resolve_network(cx: &mut Collector, raw: &[Spanned<String>]) -> Option<Vec<Ne
                 cx.error(
                     span_of(entry),
                     format!("`{text}` is not a network grant"),
-                    Some("write `tcp://host:port` or `udp://host:port`; host is a name, `*.example.com`, or an IP (`[::1]` for IPv6); port is a number or `*`".to_string()),
+                    Some("write `scheme://host:port` with scheme `tcp`, `udp`, `http` or `https` (the port may be left out for http and https); host is a name, `*.example.com`, `*`, or an IP (`[::1]` for IPv6); port is a number or `*`".to_string()),
                 );
                 ok = false;
             }

@@ -896,7 +896,7 @@ fn a_bad_env_grant_says_how_to_write_it() {
 #[test]
 fn network_grants_are_scheme_host_and_port() {
     let text = format!(
-        "{PIPELINE}{CRM}grants = {{ network = [\"tcp://db.example.com:5432\", \"udp://[::1]:53\", \"tcp://*.example.org:*\"] }}\n{WAREHOUSE}{ROUTE}"
+        "{PIPELINE}{CRM}grants = {{ network = [\"tcp://db.example.com:5432\", \"udp://[::1]:53\", \"tcp://*.example.org:*\", \"https://api.example.com\"] }}\n{WAREHOUSE}{ROUTE}"
     );
     let manifest = ok(&text);
     let net = &manifest.plugins["crm"].grants.network;
@@ -909,7 +909,8 @@ fn network_grants_are_scheme_host_and_port() {
         [
             ("tcp", "db.example.com", Some(5432)),
             ("udp", "::1", Some(53)),
-            ("tcp", "*.example.org", None)
+            ("tcp", "*.example.org", None),
+            ("https", "api.example.com", Some(443)),
         ]
     );
     let bad = format!(

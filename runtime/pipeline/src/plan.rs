@@ -175,10 +175,11 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                         .network
                         .iter()
                         .map(|g| NetRule {
-                            protocol: if g.scheme == "udp" {
-                                Protocol::Udp
-                            } else {
-                                Protocol::Tcp
+                            protocol: match g.scheme.as_str() {
+                                "udp" => Protocol::Udp,
+                                "http" => Protocol::Http,
+                                "https" => Protocol::Https,
+                                _ => Protocol::Tcp,
                             },
                             host: g.host.clone(),
                             port: g.port,
