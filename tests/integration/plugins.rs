@@ -38,6 +38,30 @@ to = ["out"]
     )
 }
 
+/// Runs a probe test program (a mapper that adds `result` to each record)
+/// over `lines` with the given grants; returns `id -> result`.
+fn run_probe(
+    s: &Sandbox,
+    lines: &str,
+    wasm: &str,
+    grants: &str,
+) -> std::collections::HashMap<String, String> {
+    s.write("in/a.jsonl", lines);
+    let extra =
+        format!("\n[plugins.probe]\nkind = \"mapper\"\nwasm = \"{wasm}\"\ngrants = {grants}\n");
+    s.manifest(&pipeline(r#"{ path = "/in/a.jsonl" }"#, &["probe"], &extra));
+    s.run().expect("runs");
+    s.jsonl("out/out.jsonl")
+        .into_iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or("").to_string(),
+                r["result"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 pub mod file {
     use super::*;
 
@@ -482,25 +506,8 @@ pub mod test_net_probe {
                 format!("{{\"id\":\"{id}\",\"op\":\"{op}\",\"addr\":\"{addr}\"}}\n")
             })
             .collect();
-        s.write("in/a.jsonl", &lines);
-        let extra = format!(
-            "\n[plugins.probe]\nkind = \"mapper\"\nwasm = \"{{NET_PROBE}}\"\ngrants = {{ network = [{network}], timeout_ms = 3000 }}\n"
-        );
-        s.manifest(&super::pipeline(
-            r#"{ path = "/in/a.jsonl" }"#,
-            &["probe"],
-            &extra,
-        ));
-        s.run().expect("runs");
-        s.jsonl("out/out.jsonl")
-            .into_iter()
-            .map(|r| {
-                (
-                    r["id"].as_str().unwrap_or("").to_string(),
-                    r["result"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
+        let grants = format!("{{ network = [{network}], timeout_ms = 3000 }}");
+        super::run_probe(s, &lines, "{NET_PROBE}", &grants)
     }
 
     #[test]
@@ -835,25 +842,8 @@ pub mod test_http_probe {
             .iter()
             .map(|(id, url)| format!("{{\"id\":\"{id}\",\"url\":\"{url}\"}}\n"))
             .collect();
-        s.write("in/a.jsonl", &lines);
-        let extra = format!(
-            "\n[plugins.probe]\nkind = \"mapper\"\nwasm = \"{{HTTP_PROBE}}\"\ngrants = {{ network = [{network}], timeout_ms = 5000 }}\n"
-        );
-        s.manifest(&super::pipeline(
-            r#"{ path = "/in/a.jsonl" }"#,
-            &["probe"],
-            &extra,
-        ));
-        s.run().expect("runs");
-        s.jsonl("out/out.jsonl")
-            .into_iter()
-            .map(|r| {
-                (
-                    r["id"].as_str().unwrap_or("").to_string(),
-                    r["result"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
+        let grants = format!("{{ network = [{network}], timeout_ms = 5000 }}");
+        super::run_probe(s, &lines, "{HTTP_PROBE}", &grants)
     }
 
     #[test]
