@@ -356,9 +356,18 @@ pub async fn run(
 
     let mut failure: Option<PipelineError> = None;
     while let Some(joined) = tasks.join_next().await {
-        let result = joined
-            .unwrap_or_else(|e| Err(PipelineError::Internal(format!("a stage task died: {e}"))));
+        let result = match joined {
+            Ok(result) => result,
+            // Only this loop aborts tasks, and only after a failure it
+            // already holds: a cancelled task adds nothing to the report.
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => Err(PipelineError::Internal(format!("a stage task died: {e}"))),
+        };
         if let Err(e) = result {
+            // `DownstreamStopped` is a consequence: the stage that stopped
+            // is finishing with the cause. Aborting now could cancel it and
+            // lose the cause, so wait for it.
+            let consequence = matches!(e, PipelineError::DownstreamStopped);
             // A stage that stopped makes the stages feeding it fail too:
             // report the cause, not the consequence.
             let replace = match &failure {
@@ -371,7 +380,9 @@ pub async fn run(
             if replace {
                 failure = Some(e);
             }
-            tasks.abort_all();
+            if !consequence {
+                tasks.abort_all();
+            }
         }
     }
     let _ = done_tx.send(true);
