@@ -746,6 +746,8 @@ grants = { env = { MODE = "fast", TOKEN = { from_env = "FERRY_TEST_SECRET" } } }
 pub mod test_fs_probe {
     use std::collections::HashMap;
 
+    use ferry_state::StateStore;
+
     use crate::support::Sandbox;
 
     #[test]
@@ -763,11 +765,15 @@ pub mod test_fs_probe {
             ("symlink", "read", "/ro/link-out"),
             ("write-ro", "write", "/ro/new.txt"),
             ("write-rw", "write", "/scratch/new.txt"),
+            // Past libc, straight to the host: relative to the /ro grant.
+            ("raw-granted", "raw-read", "readable.txt"),
+            ("raw-absolute", "raw-read", "/etc/passwd"),
+            ("raw-dotdot", "raw-read", "../outside/secret.txt"),
         ];
         let lines: String = attempts
             .iter()
             .map(|(id, op, path)| {
-                format!("{{\"id\":\"{id}\",\"op\":\"{op}\",\"path\":\"{path}\"}}\n")
+                format!("{{\"id\":\"{id}\",\"op\":\"{op}\",\"path\":\"{path}\",\"dir\":\"/ro\"}}\n")
             })
             .collect();
         s.write("in/a.jsonl", &lines);
@@ -792,7 +798,17 @@ grants = { files = [{ host = "ro", guest = "/ro" }, { host = "scratch", guest = 
         let result = |id: &str| results[id]["result"].as_str().unwrap_or("").to_string();
         assert_eq!(result("granted"), "ok");
         assert_eq!(results["granted"]["content"], "hello");
-        for id in ["dotdot", "absolute", "etc", "symlink", "write-ro"] {
+        assert_eq!(result("raw-granted"), "ok");
+        assert_eq!(results["raw-granted"]["content"], "hello");
+        for id in [
+            "dotdot",
+            "absolute",
+            "etc",
+            "symlink",
+            "write-ro",
+            "raw-absolute",
+            "raw-dotdot",
+        ] {
             assert!(result(id).starts_with("denied"), "{id}: {}", results[id]);
             assert!(
                 results[id]["content"].is_null(),
@@ -806,6 +822,33 @@ grants = { files = [{ host = "ro", guest = "/ro" }, { host = "scratch", guest = 
             "the rw grant was written"
         );
         assert!(!s.path("ro/new.txt").exists(), "the ro grant was not");
+        // Every refusal the host saw is in the audit log with the plugin's
+        // digest. (`absolute` and `etc` name no granted folder: the plugin's
+        // libc refuses them itself, nothing reaches the host.)
+        let events = s.state().audit_events(None).expect("audit log");
+        let targets: Vec<&str> = events.iter().map(|e| e.target.as_str()).collect();
+        for want in [
+            "open \"../outside/secret.txt\" for read",
+            "open \"link-out\" for read",
+            "open \"new.txt\" for write",
+            "open \"/etc/passwd\" for read",
+        ] {
+            assert!(targets.contains(&want), "{want} missing from {targets:?}");
+        }
+        assert!(
+            events.iter().all(|e| e.capability == "filesystem"
+                && e.stage == "probe"
+                && e.plugin_digest.len() == 64),
+            "{events:?}"
+        );
+        assert_eq!(
+            targets
+                .iter()
+                .filter(|t| **t == "open \"../outside/secret.txt\" for read")
+                .count(),
+            2,
+            "the libc and the raw `..` attempts: {targets:?}"
+        );
     }
 }
 

@@ -79,6 +79,10 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(format!("linking WASI: {e}")))?;
+        // File access stays as wasmtime-wasi implements it; refusals are
+        // also reported to the audit log.
+        crate::filesystem::add_audited_to_linker(&mut linker)
+            .map_err(|e| HostError::Engine(format!("linking audited wasi:filesystem: {e}")))?;
         // Outgoing HTTP; every request goes through the plugin's allow-list
         // in its send hook (a component without a network grant that imports
         // wasi:http is refused before it runs).

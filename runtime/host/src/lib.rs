@@ -35,6 +35,7 @@ mod capability;
 mod component;
 mod engine;
 mod error;
+mod filesystem;
 mod instance;
 mod network;
 mod store;

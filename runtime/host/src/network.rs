@@ -61,7 +61,7 @@ pub struct NetRule {
 /// A refused access, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// What kind of access: `network`.
+    /// What kind of access: `network` or `filesystem`.
     pub capability: &'static str,
     /// What was asked for, such as `tcp connect 169.254.169.254:80`.
     pub target: String,
@@ -253,7 +253,11 @@ impl HttpHooks {
     }
 }
 
-fn report(audit: Option<&Arc<dyn AuditSink>>, identity: &crate::store::Identity, denial: Denial) {
+pub(crate) fn report(
+    audit: Option<&Arc<dyn AuditSink>>,
+    identity: &crate::store::Identity,
+    denial: Denial,
+) {
     tracing::warn!(
         pipeline = %identity.pipeline,
         stage = %identity.stage,

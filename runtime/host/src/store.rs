@@ -82,6 +82,7 @@ pub struct HostState {
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
     identity: Identity,
+    audit: Option<Arc<dyn crate::AuditSink>>,
 }
 
 impl HostState {
@@ -135,7 +136,13 @@ impl HostState {
             },
             stderr,
             identity,
+            audit: spec.audit.clone(),
         })
+    }
+
+    /// Logs a run-time denial and records it in the audit log.
+    pub(crate) fn report_denial(&self, denial: crate::Denial) {
+        crate::network::report(self.audit.as_ref(), &self.identity, denial);
     }
 
     /// The tail of what the plugin wrote to stderr, for trap messages.

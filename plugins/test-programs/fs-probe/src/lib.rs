@@ -4,7 +4,9 @@
 //!
 //! Each input record has `op` (`read` or `write`) and `path`; the output is
 //! the same record with `result`: `ok` (and, for a read, `content`) or
-//! `denied: <the error>`. The tests feed it escapes (`..`, absolute paths
+//! `denied: <the error>`. `raw-read` skips libc and asks the host directly:
+//! it opens `path` relative to the granted folder named by `dir` with
+//! `wasi:filesystem`, so even an absolute path reaches the host's check. The tests feed it escapes (`..`, absolute paths
 //! outside the grants, a symlink pointing out of a granted folder, a write
 //! into a read-only grant) and check each one is denied.
 
@@ -37,6 +39,15 @@ impl Mapper for FsProbe {
                     Ok(()) => ("ok".to_string(), None),
                     Err(e) => (format!("denied: {e}"), None),
                 },
+                "raw-read" => {
+                    let dir = row
+                        .text("dir")
+                        .map_err(|e| PluginError::fatal(e.to_string()))?;
+                    match raw_read(dir, path) {
+                        Ok(text) => ("ok".to_string(), Some(text)),
+                        Err(e) => (format!("denied: {e}"), None),
+                    }
+                }
                 other => return Err(PluginError::fatal(format!("unknown op {other}"))),
             };
             let mut b = out.emit_copy(&row);
@@ -47,6 +58,34 @@ impl Mapper for FsProbe {
         }
         Ok(())
     }
+}
+
+/// Opens `path` relative to the granted folder `dir` through
+/// `wasi:filesystem` itself and reads it.
+fn raw_read(dir: &str, path: &str) -> Result<String, String> {
+    use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let (root, _) = wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, name)| name == dir)
+        .ok_or_else(|| format!("no granted folder {dir}"))?;
+    let file = root
+        .open_at(
+            PathFlags::empty(),
+            path,
+            OpenFlags::empty(),
+            DescriptorFlags::READ,
+        )
+        .map_err(|e| format!("{e:?}"))?;
+    let stream = file.read_via_stream(0).map_err(|e| format!("{e:?}"))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(wasi::io::streams::StreamError::Closed) => break,
+            Err(e) => return Err(format!("{e:?}")),
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
 ferry_plugin::export_mapper!(FsProbe, wit = "../../../wit");
