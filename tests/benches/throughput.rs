@@ -210,17 +210,7 @@ fn five_field_batch() -> Batch {
 fn passthrough(runtime: &Runtime) -> MapperInstance {
     let component = Component::load(runtime, &repo().join("plugins/dist/passthrough.wasm"))
         .expect("passthrough");
-    let spec = InstanceSpec {
-        pipeline: "bench".into(),
-        stage: "passthrough".into(),
-        config: "{}".into(),
-        files: vec![],
-        env: vec![],
-        network: Default::default(),
-        audit: None,
-        memory_bytes: 64 << 20,
-        timeout: Duration::from_secs(5),
-    };
+    let spec = InstanceSpec::new("bench", "passthrough");
     MapperInstance::new(&component, spec, None).expect("instance")
 }
 

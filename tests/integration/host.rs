@@ -57,17 +57,7 @@ fn components_declare_their_worlds_and_imports() {
 fn an_instance_for_the_wrong_world_is_refused() {
     let runtime = crate::support::runtime();
     let mapper = Component::load(runtime, plugins::PASSTHROUGH.as_ref()).expect("loads");
-    let spec = InstanceSpec {
-        pipeline: "p".into(),
-        stage: "s".into(),
-        config: "{}".into(),
-        files: vec![],
-        env: vec![],
-        network: Default::default(),
-        audit: None,
-        memory_bytes: 16 << 20,
-        timeout: std::time::Duration::from_secs(1),
-    };
+    let spec = InstanceSpec::new("p", "s");
     let err = SinkInstance::new(&mapper, spec, None)
         .err()
         .expect("refused")

@@ -340,6 +340,16 @@ pub mod test_faulty_mapper {
         Sandbox,
         Result<ferry_pipeline::RunReport, ferry_pipeline::PipelineError>,
     ) {
+        run_with_grants(config, "{ memory_mb = 16, timeout_ms = 300 }")
+    }
+
+    fn run_with_grants(
+        config: &str,
+        grants: &str,
+    ) -> (
+        Sandbox,
+        Result<ferry_pipeline::RunReport, ferry_pipeline::PipelineError>,
+    ) {
         let s = Sandbox::new();
         let lines: String = (0..100).map(|i| format!("{{\"id\":\"k{i}\"}}\n")).collect();
         s.write("in/a.jsonl", &lines);
@@ -349,7 +359,7 @@ pub mod test_faulty_mapper {
 kind = "mapper"
 wasm = "{{FAULTY_MAPPER}}"
 config = {config}
-grants = {{ memory_mb = 16, timeout_ms = 300 }}
+grants = {grants}
 "#
         );
         s.manifest(&pipeline(
@@ -432,6 +442,31 @@ grants = {{ memory_mb = 16, timeout_ms = 300 }}
     fn a_memory_breach_is_reported_as_memory() {
         let (s, r) = run_with(r#"{ alloc_keys = ["k50"] }"#);
         assert_only(&s, &r.expect("runs"), &["k50"], "memory");
+    }
+
+    #[test]
+    fn a_call_past_its_fuel_budget_is_stopped() {
+        // A generous deadline: the fuel budget is what stops the loop.
+        let (s, r) = run_with_grants(
+            r#"{ spin_keys = ["k3"] }"#,
+            "{ memory_mb = 16, timeout_ms = 60000, fuel = 20000000 }",
+        );
+        assert_only(&s, &r.expect("runs"), &["k3"], "fuel");
+    }
+
+    #[test]
+    fn an_oversized_answer_is_refused_and_only_its_record_dead_lettered() {
+        let (s, r) = run_with_grants(
+            r#"{ huge_keys = ["k42"], huge_bytes = 3000000 }"#,
+            "{ memory_mb = 32, max_output_mb = 1 }",
+        );
+        assert_only(&s, &r.expect("runs"), &["k42"], "output-size");
+        let dl = s.dead_letters();
+        assert!(
+            dl[0].detail.contains("over its limit of 1 MiB"),
+            "{}",
+            dl[0].detail
+        );
     }
 
     #[test]

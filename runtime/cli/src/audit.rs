@@ -77,6 +77,8 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
         "network": plugin.grants.network.iter().map(|g| g.text.clone()).collect::<Vec<_>>(),
         "memory_mb": plugin.grants.memory_mb,
         "timeout_ms": plugin.grants.timeout.as_millis() as u64,
+        "fuel": plugin.grants.fuel,
+        "max_output_mb": plugin.grants.max_output_mb,
     });
     let mut report = json!({
         "name": plugin.name,
@@ -239,9 +241,13 @@ fn print_text(m: &Value) {
                 env.join("; ")
             }
         );
+        let fuel = match g["fuel"].as_u64() {
+            Some(f) => format!(", {f} fuel per call"),
+            None => String::new(),
+        };
         println!(
-            "  limits    memory {} MiB, {} ms per call",
-            g["memory_mb"], g["timeout_ms"]
+            "  limits    memory {} MiB, {} ms per call{fuel}, answers up to {} MiB",
+            g["memory_mb"], g["timeout_ms"], g["max_output_mb"]
         );
         println!("  imports");
         for i in p["imports"].as_array().into_iter().flatten() {

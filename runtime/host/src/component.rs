@@ -99,19 +99,31 @@ struct Inner {
     path: PathBuf,
     info: ComponentInfo,
     pre: InstancePre<HostState>,
+    metered: bool,
 }
 
 impl Component {
     /// Reads, hashes, compiles (or loads from the cache) and links a component.
     pub fn load(runtime: &Runtime, path: &Path) -> Result<Self, HostError> {
+        Self::load_with(runtime, path, false)
+    }
+
+    /// Like [`Component::load`], compiled with fuel metering, for a plugin
+    /// whose grants set `fuel`: every call then gets that budget of fuel.
+    pub fn load_metered(runtime: &Runtime, path: &Path) -> Result<Self, HostError> {
+        Self::load_with(runtime, path, true)
+    }
+
+    fn load_with(runtime: &Runtime, path: &Path, metered: bool) -> Result<Self, HostError> {
+        let flavor = runtime.flavor(metered)?;
         let bytes = std::fs::read(path).map_err(|source| HostError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let digest = sha256_hex(&bytes);
-        let (component, from_cache) = runtime.compile(path, &bytes, &digest)?;
+        let (component, from_cache) = runtime.compile(flavor, path, &bytes, &digest)?;
         let ty = component.component_type();
-        let engine = runtime.engine();
+        let engine = flavor.engine();
         let imports: Vec<String> = ty
             .imports(engine)
             .map(|(name, _)| name.to_string())
@@ -125,7 +137,7 @@ impl Component {
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .filter_map(|(name, _)| PluginWorld::from_export(name))
             .collect();
-        let pre = runtime
+        let pre = flavor
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| HostError::Link {
@@ -144,8 +156,14 @@ impl Component {
                     from_cache,
                 },
                 pre,
+                metered,
             }),
         })
+    }
+
+    /// Whether it was compiled with fuel metering.
+    pub fn metered(&self) -> bool {
+        self.inner.metered
     }
 
     /// The file it was loaded from.

@@ -2,8 +2,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -47,7 +47,9 @@ impl Drop for Ticker {
     }
 }
 
-/// The shared WebAssembly runtime: one engine, one linker, one cache.
+/// The shared WebAssembly runtime: an engine, its linker and the compile
+/// cache; a second, fuel-metered engine is built the first time a plugin
+/// with a `fuel` grant is loaded.
 ///
 /// Cheap to clone; every pipeline of a process shares one.
 #[derive(Clone)]
@@ -55,24 +57,24 @@ pub struct Runtime {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// One engine configuration with its linker.
+pub(crate) struct Flavor {
     engine: wasmtime::Engine,
     linker: Linker<HostState>,
-    cache_dir: Option<PathBuf>,
     engine_hash: String,
-    _ticker: Ticker,
 }
 
-impl Runtime {
-    /// Builds the engine and starts the epoch ticker.
-    pub fn new(options: RuntimeOptions) -> Result<Self, HostError> {
+impl Flavor {
+    fn new(metered: bool) -> Result<Flavor, HostError> {
         let mut config = wasmtime::Config::new();
         // Plain synchronous calls: the component-model async machinery made
         // every sync call 3-4 times slower when measured on this workload.
         config.concurrency_support(false);
-        // Epochs, not fuel: about 20% overhead instead of 27%, and a deadline
-        // is all the host needs.
+        // Epochs, not fuel, for deadlines: about 20% overhead instead of 27%.
+        // Fuel (counting executed instructions) only for plugins that ask
+        // for it, on this separate engine, so the others do not pay for it.
         config.epoch_interruption(true);
+        config.consume_fuel(metered);
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
 
@@ -96,19 +98,47 @@ impl Runtime {
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_hash = format!("{:016x}", hasher.finish());
+        Ok(Flavor {
+            engine,
+            linker,
+            engine_hash: format!("{:016x}", hasher.finish()),
+        })
+    }
 
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}
+
+struct Inner {
+    plain: Flavor,
+    metered: OnceLock<Flavor>,
+    /// Engines whose epoch the ticker advances.
+    ticked: Arc<Mutex<Vec<wasmtime::EngineWeak>>>,
+    cache_dir: Option<PathBuf>,
+    _ticker: Ticker,
+}
+
+impl Runtime {
+    /// Builds the engine and starts the epoch ticker.
+    pub fn new(options: RuntimeOptions) -> Result<Self, HostError> {
+        let plain = Flavor::new(false)?;
+        let ticked = Arc::new(Mutex::new(vec![plain.engine.weak()]));
         let stop = Arc::new(AtomicBool::new(false));
-        let tick_engine = engine.weak();
+        let tick_engines = Arc::clone(&ticked);
         let tick_stop = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("ferry-epoch".into())
             .spawn(move || {
                 while !tick_stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    match tick_engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let engines = tick_engines.lock().unwrap_or_else(|e| e.into_inner());
+                    for engine in engines.iter().filter_map(wasmtime::EngineWeak::upgrade) {
+                        engine.increment_epoch();
                     }
                 }
             })
@@ -116,21 +146,36 @@ impl Runtime {
 
         Ok(Runtime {
             inner: Arc::new(Inner {
-                engine,
-                linker,
+                plain,
+                metered: OnceLock::new(),
+                ticked,
                 cache_dir: options.cache_dir,
-                engine_hash,
                 _ticker: Ticker { stop },
             }),
         })
     }
 
-    pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        &self.inner.engine
-    }
-
-    pub(crate) fn linker(&self) -> &Linker<HostState> {
-        &self.inner.linker
+    /// The plain engine, or the fuel-metered one (built on first use).
+    pub(crate) fn flavor(&self, metered: bool) -> Result<&Flavor, HostError> {
+        if !metered {
+            return Ok(&self.inner.plain);
+        }
+        if let Some(f) = self.inner.metered.get() {
+            return Ok(f);
+        }
+        let flavor = Flavor::new(true)?;
+        let weak = flavor.engine.weak();
+        if self.inner.metered.set(flavor).is_ok() {
+            self.inner
+                .ticked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(weak);
+        }
+        self.inner
+            .metered
+            .get()
+            .ok_or_else(|| HostError::Engine("the metered engine vanished".into()))
     }
 
     /// Compiles a component, or loads it precompiled from the cache.
@@ -138,6 +183,7 @@ impl Runtime {
     /// Returns the component and whether it came from the cache.
     pub(crate) fn compile(
         &self,
+        flavor: &Flavor,
         path: &Path,
         bytes: &[u8],
         digest: &str,
@@ -148,10 +194,10 @@ impl Runtime {
         };
         let Some(dir) = &self.inner.cache_dir else {
             let c =
-                wasmtime::component::Component::new(self.engine(), bytes).map_err(compile_err)?;
+                wasmtime::component::Component::new(flavor.engine(), bytes).map_err(compile_err)?;
             return Ok((c, false));
         };
-        let cached = dir.join(format!("{digest}-{}.cwasm", self.inner.engine_hash));
+        let cached = dir.join(format!("{digest}-{}.cwasm", flavor.engine_hash));
         if cached.is_file() {
             // SAFETY: files in the cache are written only by `precompile_component`
             // of an engine with the same compatibility hash (part of the name),
@@ -159,8 +205,9 @@ impl Runtime {
             // is a complete artifact for this engine. A file that fails
             // deserialization is recompiled below.
             #[allow(unsafe_code)]
-            let loaded =
-                unsafe { wasmtime::component::Component::deserialize_file(self.engine(), &cached) };
+            let loaded = unsafe {
+                wasmtime::component::Component::deserialize_file(flavor.engine(), &cached)
+            };
             match loaded {
                 Ok(c) => return Ok((c, true)),
                 Err(e) => {
@@ -168,7 +215,7 @@ impl Runtime {
                 }
             }
         }
-        let artifact = self
+        let artifact = flavor
             .engine()
             .precompile_component(bytes)
             .map_err(compile_err)?;
@@ -178,7 +225,7 @@ impl Runtime {
         }
         // SAFETY: `artifact` was produced just above by this engine.
         #[allow(unsafe_code)]
-        let c = unsafe { wasmtime::component::Component::deserialize(self.engine(), &artifact) }
+        let c = unsafe { wasmtime::component::Component::deserialize(flavor.engine(), &artifact) }
             .map_err(compile_err)?;
         Ok((c, false))
     }

@@ -79,6 +79,8 @@ pub enum FaultKind {
     Deadline,
     /// The plugin tried to grow its memory past its limit.
     Memory,
+    /// The call used up its fuel budget (the `fuel` grant).
+    Fuel,
 }
 
 impl FaultKind {
@@ -88,6 +90,7 @@ impl FaultKind {
             FaultKind::Trap => "trap",
             FaultKind::Deadline => "deadline",
             FaultKind::Memory => "memory",
+            FaultKind::Fuel => "fuel",
         }
     }
 }
@@ -112,6 +115,19 @@ pub enum CallError {
         /// What happened, with the plugin's last stderr output if any.
         message: String,
     },
+    /// The plugin's answer was larger than its `max_output_mb` grant; it was
+    /// dropped.
+    #[error(
+        "the plugin's answer takes {} bytes, over its limit of {} MiB (grant `max_output_mb`); give it smaller batches or raise the limit",
+        bytes,
+        limit / (1024 * 1024)
+    )]
+    OutputTooLarge {
+        /// The answer's size on the host.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The plugin returned data that breaks the contract (a malformed batch,
     /// an index out of range).
     #[error("plugin broke the contract: {0}")]
@@ -126,6 +142,7 @@ impl CallError {
             CallError::Retryable(_) => "retryable",
             CallError::Fatal(_) => "fatal",
             CallError::Fault { kind, .. } => kind.as_str(),
+            CallError::OutputTooLarge { .. } => "output-size",
             CallError::Contract(_) => "malformed-output",
         }
     }

@@ -10,6 +10,7 @@ use crate::bindings::{self, Batch, PluginError, Texts};
 use crate::component::{Component, PluginWorld};
 use crate::engine::EPOCH_TICK;
 use crate::error::{CallError, FaultKind, HostError};
+use crate::output::OutputSize;
 use crate::store::{FileGrant, HostState, Identity};
 
 /// Everything needed to build (and rebuild) a stage's plugin instance.
@@ -34,6 +35,32 @@ pub struct InstanceSpec {
     pub memory_bytes: usize,
     /// The longest a single call may run.
     pub timeout: Duration,
+    /// Fuel (roughly, WebAssembly instructions) each call may use; `None`
+    /// for no budget. Needs a component loaded with
+    /// [`Component::load_metered`](crate::Component::load_metered).
+    pub fuel: Option<u64>,
+    /// The largest answer a call may return, in bytes on the host.
+    pub max_output_bytes: usize,
+}
+
+impl InstanceSpec {
+    /// A spec with the manifest's defaults: no grants, config `{}`, 64 MiB
+    /// of memory, 5 s per call, no fuel budget, answers up to 32 MiB.
+    pub fn new(pipeline: impl Into<String>, stage: impl Into<String>) -> Self {
+        InstanceSpec {
+            pipeline: pipeline.into(),
+            stage: stage.into(),
+            config: "{}".into(),
+            files: Vec::new(),
+            env: Vec::new(),
+            network: crate::NetworkPolicy::default(),
+            audit: None,
+            memory_bytes: 64 << 20,
+            timeout: Duration::from_secs(5),
+            fuel: None,
+            max_output_bytes: 32 << 20,
+        }
+    }
 }
 
 impl std::fmt::Debug for InstanceSpec {
@@ -46,6 +73,8 @@ impl std::fmt::Debug for InstanceSpec {
             .field("network", &self.network)
             .field("memory_bytes", &self.memory_bytes)
             .field("timeout", &self.timeout)
+            .field("fuel", &self.fuel)
+            .field("max_output_bytes", &self.max_output_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -254,6 +283,7 @@ impl<W: World> StageInstance<W> {
                 HostState::new(self.identity.clone(), &self.spec).map_err(BuildError::Host)?;
             let mut store = Store::new(self.component_engine(), state);
             store.limiter(|s| &mut s.limiter);
+            self.refuel(&mut store);
             store.epoch_deadline_trap();
             store.set_epoch_deadline(self.deadline_ticks());
             let bindings = W::instantiate(&self.pre, &mut store).map_err(|e| {
@@ -263,6 +293,7 @@ impl<W: World> StageInstance<W> {
                 })
             })?;
             store.set_epoch_deadline(self.deadline_ticks());
+            self.refuel(&mut store);
             let opened = W::open(
                 &bindings,
                 &mut store,
@@ -285,6 +316,14 @@ impl<W: World> StageInstance<W> {
         }
     }
 
+    /// Gives a metered Store its per-call fuel budget.
+    fn refuel(&self, store: &mut Store<HostState>) {
+        if self.component.metered() {
+            // Only fails on an engine without fuel, which `metered` rules out.
+            let _ = store.set_fuel(self.spec.fuel.unwrap_or(u64::MAX));
+        }
+    }
+
     fn component_engine(&self) -> &wasmtime::Engine {
         self.component.pre().engine()
     }
@@ -295,20 +334,35 @@ impl<W: World> StageInstance<W> {
         (self.spec.timeout.as_millis() / tick) as u64 + 1
     }
 
-    /// Runs one call with the stage's deadline; a trap drops the Store.
-    fn call<R>(
+    /// Runs one call with the stage's deadline, fuel and output cap; a trap
+    /// drops the Store.
+    fn call<R: OutputSize>(
         &mut self,
         f: impl FnOnce(&W::Bindings, &mut Store<HostState>) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, CallError> {
         let ticks = self.deadline_ticks();
+        let limit = self.spec.max_output_bytes;
+        let metered = self
+            .component
+            .metered()
+            .then(|| self.spec.fuel.unwrap_or(u64::MAX));
         let live = match self.ensure_live() {
             Ok(live) => live,
             Err(BuildError::Call(e)) => return Err(e),
             Err(BuildError::Host(e)) => return Err(CallError::Fatal(e.to_string())),
         };
         live.store.set_epoch_deadline(ticks);
+        if let Some(fuel) = metered {
+            let _ = live.store.set_fuel(fuel);
+        }
         match f(&live.bindings, &mut live.store) {
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(r)) => {
+                let bytes = r.output_bytes();
+                if bytes > limit {
+                    return Err(CallError::OutputTooLarge { bytes, limit });
+                }
+                Ok(r)
+            }
             Ok(Err(e)) => Err(e.into()),
             Err(trap) => {
                 let err = fault(&trap, &live.store);
@@ -332,16 +386,16 @@ enum BuildError {
 fn fault(trap: &wasmtime::Error, store: &Store<HostState>) -> CallError {
     let kind = if store.data().limiter.breached {
         FaultKind::Memory
-    } else if matches!(
-        trap.downcast_ref::<wasmtime::Trap>(),
-        Some(wasmtime::Trap::Interrupt)
-    ) {
-        FaultKind::Deadline
     } else {
-        FaultKind::Trap
+        match trap.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => FaultKind::Deadline,
+            Some(wasmtime::Trap::OutOfFuel) => FaultKind::Fuel,
+            _ => FaultKind::Trap,
+        }
     };
     let mut message = match kind {
         FaultKind::Deadline => "the call ran past its time limit".to_string(),
+        FaultKind::Fuel => "the call used up its fuel (grant `fuel`)".to_string(),
         _ => {
             let text = format!("{trap:#}");
             text.lines().take(3).collect::<Vec<_>>().join("; ")

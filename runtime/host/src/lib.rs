@@ -38,6 +38,7 @@ mod error;
 mod filesystem;
 mod instance;
 mod network;
+mod output;
 mod store;
 
 pub use bindings::mapper::exports::ferry::plugin::mapper::Mapped;

@@ -251,6 +251,12 @@ pub struct Grants {
     pub memory_mb: u32,
     /// Time limit of one call into the plugin (1 ms to 10 min; default 5 s).
     pub timeout: Duration,
+    /// Fuel budget of one call (roughly, WebAssembly instructions executed),
+    /// when the plugin's work per call must be bounded independently of the
+    /// machine's speed; `None` (the default) for none.
+    pub fuel: Option<u64>,
+    /// The largest answer one call may return, in MiB (1 to 4096; default 32).
+    pub max_output_mb: u32,
 }
 
 impl Default for Grants {
@@ -261,6 +267,8 @@ impl Default for Grants {
             network: Vec::new(),
             memory_mb: 64,
             timeout: Duration::from_millis(5000),
+            fuel: None,
+            max_output_mb: 32,
         }
     }
 }

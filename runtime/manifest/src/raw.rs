@@ -59,6 +59,8 @@ pub(crate) struct RawGrants {
     pub network: Option<Vec<Spanned<String>>>,
     pub memory_mb: Option<Spanned<i64>>,
     pub timeout_ms: Option<Spanned<i64>>,
+    pub fuel: Option<Spanned<i64>>,
+    pub max_output_mb: Option<Spanned<i64>>,
 }
 
 /// `{ host = "data", guest = "/in", mode = "ro" }`

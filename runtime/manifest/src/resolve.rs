@@ -426,6 +426,25 @@ fn to_json(
 fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path) -> Option<Grants> {
     let memory_mb = setting(cx, raw.memory_mb.as_ref(), "memory_mb", 1..=4096, 64);
     let timeout_ms = setting(cx, raw.timeout_ms.as_ref(), "timeout_ms", 1..=600_000, 5000);
+    let max_output_mb = setting(
+        cx,
+        raw.max_output_mb.as_ref(),
+        "max_output_mb",
+        1..=4096,
+        32,
+    );
+    let fuel = match &raw.fuel {
+        None => Some(None),
+        Some(v) if *v.get_ref() >= 1 => Some(u64::try_from(*v.get_ref()).ok()),
+        Some(v) => {
+            cx.error(
+                span_of(v),
+                format!("`fuel` must be at least 1, found {}", v.get_ref()),
+                Some("leave it out for no fuel budget (`timeout_ms` still applies)".to_owned()),
+            );
+            None
+        }
+    };
     let mut files = Vec::new();
     let mut all_files_ok = true;
     let mut guests: HashMap<String, Span> = HashMap::new();
@@ -492,6 +511,8 @@ fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path)
         network: network?,
         memory_mb: u32::try_from(memory_mb?).ok()?,
         timeout: millis(timeout_ms?),
+        fuel: fuel?,
+        max_output_mb: u32::try_from(max_output_mb?).ok()?,
     })
 }
 

@@ -124,7 +124,7 @@ fn every_setting_is_read() {
         "[pipeline]\nname = \"2024-sync\"\nmode = \"follow\"\n\
          batch = {{ max_records = 65536, max_wait_ms = 0 }}\npoll_interval_ms = 1\nstate = \"/var/lib/ferry.db\"\n\
          [plugins.crm]\nkind = \"source\"\nwasm = \"/opt/file.wasm\"\nsha256 = \"{}\"\n\
-         grants = {{ files = [{{ host = \"data\", guest = \"/in\" }}, {{ host = \"/tmp/out\", guest = \"/out\", mode = \"rw\" }}], memory_mb = 4096, timeout_ms = 600000 }}\n\
+         grants = {{ files = [{{ host = \"data\", guest = \"/in\" }}, {{ host = \"/tmp/out\", guest = \"/out\", mode = \"rw\" }}], memory_mb = 4096, timeout_ms = 600000, fuel = 1000000, max_output_mb = 8 }}\n\
          {WAREHOUSE}{ROUTE}on_invalid = \"stop\"\n",
         "0".repeat(64)
     );
@@ -138,6 +138,8 @@ fn every_setting_is_read() {
     assert_eq!(crm.sha256.as_deref(), Some("0".repeat(64).as_str()));
     assert_eq!(crm.grants.memory_mb, 4096);
     assert_eq!(crm.grants.timeout, Duration::from_secs(600));
+    assert_eq!(crm.grants.fuel, Some(1_000_000));
+    assert_eq!(crm.grants.max_output_mb, 8);
     let files = &crm.grants.files;
     assert_eq!(files[0].host, Path::new("m/data"));
     assert_eq!(
@@ -528,6 +530,14 @@ fn numbers_must_be_in_range() {
         (
             "grants = { timeout_ms = 0 }",
             "`timeout_ms` must be between 1 and 600000, found 0",
+        ),
+        (
+            "grants = { fuel = 0 }",
+            "`fuel` must be at least 1, found 0",
+        ),
+        (
+            "grants = { max_output_mb = 0 }",
+            "`max_output_mb` must be between 1 and 4096, found 0",
         ),
     ];
     for (line, message) in cases {

@@ -60,14 +60,20 @@ pub struct Plan {
 /// wasm files.
 pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError> {
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
-    let mut loaded: HashMap<PathBuf, Result<Component, String>> = HashMap::new();
+    let mut loaded: HashMap<(PathBuf, bool), Result<Component, String>> = HashMap::new();
     let mut components: HashMap<String, Component> = HashMap::new();
 
     for (name, plugin) in &manifest.plugins {
+        let metered = plugin.grants.fuel.is_some();
         let result = loaded
-            .entry(plugin.wasm.clone())
+            .entry((plugin.wasm.clone(), metered))
             .or_insert_with(|| {
-                Component::load(runtime, &plugin.wasm).map_err(|e| describe_load_error(&e))
+                let loaded = if metered {
+                    Component::load_metered(runtime, &plugin.wasm)
+                } else {
+                    Component::load(runtime, &plugin.wasm)
+                };
+                loaded.map_err(|e| describe_load_error(&e))
             })
             .clone();
         let component = match result {
@@ -189,6 +195,8 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                 audit: None,
                 memory_bytes: plugin.grants.memory_mb as usize * 1024 * 1024,
                 timeout: plugin.grants.timeout.max(Duration::from_millis(1)),
+                fuel: plugin.grants.fuel,
+                max_output_bytes: plugin.grants.max_output_mb as usize * 1024 * 1024,
             },
             on_invalid: on_invalid
                 .get(&name)

@@ -637,9 +637,12 @@ fn isolate_into<R>(
             Err(CallError::Retryable(_)) if attempts < RETRIES => {
                 std::thread::sleep(RETRY_DELAY * 2u32.pow(attempts - 1));
             }
-            Err(CallError::Fault { .. } | CallError::Fatal(_) | CallError::Contract(_))
-                if rows.len() > 1 =>
-            {
+            Err(
+                CallError::Fault { .. }
+                | CallError::Fatal(_)
+                | CallError::Contract(_)
+                | CallError::OutputTooLarge { .. },
+            ) if rows.len() > 1 => {
                 let (left, right) = rows.split_at(rows.len() / 2);
                 isolate_into(batch, left.to_vec(), false, f, parts);
                 isolate_into(batch, right.to_vec(), false, f, parts);

@@ -11,6 +11,7 @@
 //! | `alloc_keys` | the plugin allocates until the memory limit is hit (then traps) |
 //! | `fatal_keys` | the call returns `plugin-error::fatal` naming the key |
 //! | `retryable_keys` | the call returns `plugin-error::retryable` naming the key; with `retryable_times = n`, only the first `n` calls that meet the key fail |
+//! | `huge_keys` | (mapper) the record comes out with a `padding` field of `huge_bytes` bytes (default 2 MiB) |
 //! | `reject_keys` | the record is rejected, reason `rejected on purpose: key "<key>"` |
 //! | `conflict_keys` | (sink) the record is reported as a conflict |
 //! | `fail_open` | `"invalid-config"`, `"fatal"`, `"retryable"` or `"trap"`: `open` fails that way |
@@ -48,6 +49,12 @@ pub struct Config {
     /// Keys that make the plugin allocate until memory runs out.
     #[serde(default)]
     pub alloc_keys: Vec<String>,
+    /// Keys whose output record carries `huge_bytes` of padding (mapper only).
+    #[serde(default)]
+    pub huge_keys: Vec<String>,
+    /// The padding of a `huge_keys` record, in bytes (default 2 MiB).
+    #[serde(default)]
+    pub huge_bytes: Option<usize>,
     /// How `open` fails, if it should.
     #[serde(default)]
     pub fail_open: Option<String>,
@@ -133,6 +140,11 @@ impl Faults {
     /// Why the record with `key` is rejected, if it is.
     pub fn rejection(&self, key: &str) -> Option<String> {
         has(&self.config.reject_keys, key).then(|| format!("rejected on purpose: key {key:?}"))
+    }
+
+    /// How many bytes of padding the output record of `key` carries, if any.
+    pub fn padding(&self, key: &str) -> Option<usize> {
+        has(&self.config.huge_keys, key).then(|| self.config.huge_bytes.unwrap_or(2 << 20))
     }
 
     /// Why the record with `key` is a conflict, if it is.

@@ -27,13 +27,25 @@ impl Mapper for FaultyMapper {
     }
 
     fn map(&mut self, input: &Batch, out: &mut Mapped) -> Result<(), PluginError> {
+        let mut rejected = vec![false; input.len()];
         for row in input.rows() {
             self.0.on_key(row.key())?;
             if let Some(reason) = self.0.rejection(row.key()) {
                 out.reject(&row, reason);
+                rejected[row.index()] = true;
             }
         }
-        out.forward_all();
+        if !input.rows().any(|row| self.0.padding(row.key()).is_some()) {
+            out.forward_all();
+            return Ok(());
+        }
+        for row in input.rows().filter(|row| !rejected[row.index()]) {
+            let padding = self.0.padding(row.key());
+            let mut record = out.emit_copy(&row);
+            if let Some(n) = padding {
+                record.set("padding", "x".repeat(n).as_str());
+            }
+        }
         Ok(())
     }
 }
@@ -87,6 +99,17 @@ mod tests {
             Err(PluginError::Retryable(_))
         ));
         assert!(map_with_view(&mut m, batch(&["r"])).is_ok());
+    }
+
+    #[test]
+    fn huge_keys_are_padded() {
+        let mut m = mapper(r#"{"huge_keys": ["2"], "huge_bytes": 10, "reject_keys": ["3"]}"#);
+        let out = map_with_view(&mut m, batch(&["1", "2", "3"])).unwrap();
+        assert_eq!(out.derived_from, [0, 1]);
+        let view = ferry_plugin::Batch::from_raw(out.records).unwrap();
+        let rows: Vec<_> = view.rows().collect();
+        assert!(rows[0].text("padding").is_err());
+        assert_eq!(rows[1].text("padding").unwrap(), "x".repeat(10));
     }
 
     #[test]
