@@ -12,6 +12,7 @@ mod cli;
 mod host;
 mod manifest_errors;
 mod pipeline;
+mod plugin_cli;
 mod plugins;
 mod quickstart;
 

@@ -33,6 +33,9 @@ macro_rules! println {
 }
 
 mod audit;
+mod plugin;
+mod polyglot;
+mod scaffold;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +94,11 @@ enum Command {
     Lock {
         /// A manifest (.toml) or a folder of manifests.
         path: PathBuf,
+    },
+    /// Write, build, test and inspect plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
     /// Inspect the dead-letter store.
     Dlq {
@@ -173,6 +181,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             json,
         } => audit_log(path.as_deref(), pipeline.as_deref(), json),
         Command::Dlq { command } => dlq(command),
+        Command::Plugin { command } => plugin::dispatch(command),
     }
 }
 

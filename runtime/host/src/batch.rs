@@ -287,6 +287,112 @@ impl BatchExt for Batch {
     }
 }
 
+/// One record given as JSON, for [`batch_from_json`].
+#[derive(Debug, Clone)]
+pub struct JsonRecord {
+    /// The record key.
+    pub key: String,
+    /// Upsert or delete.
+    pub op: Op,
+    /// The fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Builds a batch from JSON records with the typing the guest SDK uses for
+/// JSON input, so a plugin sees the same batch it would get from the `file`
+/// source: a column whose values are all integers (that fit in 64 bits) is
+/// `ints`, integers and other numbers `floats`, booleans `bools`, strings
+/// `text`; objects, arrays and any mix of types make a `json` column holding
+/// each value's JSON text. `null` and an absent field are nulls.
+pub fn batch_from_json(records: &[JsonRecord]) -> Batch {
+    use serde_json::Value as J;
+    let mut names: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in records {
+        for name in r.fields.keys() {
+            if seen.insert(name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    #[derive(PartialEq, Clone, Copy)]
+    enum Kind {
+        Empty,
+        Ints,
+        Floats,
+        Bools,
+        Text,
+        Json,
+    }
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let values: Vec<Option<&J>> = records
+            .iter()
+            .map(|r| r.fields.get(name).filter(|v| !v.is_null()))
+            .collect();
+        let kind = values.iter().flatten().fold(Kind::Empty, |k, v| {
+            let this = match v {
+                J::Number(x) if x.is_i64() => Kind::Ints,
+                J::Number(_) => Kind::Floats,
+                J::Bool(_) => Kind::Bools,
+                J::String(_) => Kind::Text,
+                _ => Kind::Json,
+            };
+            match (k, this) {
+                (Kind::Empty, t) => t,
+                (a, b) if a == b => a,
+                (Kind::Ints, Kind::Floats) | (Kind::Floats, Kind::Ints) => Kind::Floats,
+                _ => Kind::Json,
+            }
+        });
+        let valid: Vec<bool> = values.iter().map(Option::is_some).collect();
+        let texts = |f: &dyn Fn(&J) -> String| {
+            let mut t = Texts::empty();
+            for v in &values {
+                t.push(v.map(f).unwrap_or_default().as_bytes());
+            }
+            t
+        };
+        let values = match kind {
+            Kind::Ints => Values::Ints(
+                values
+                    .iter()
+                    .map(|v| v.and_then(J::as_i64).unwrap_or(0))
+                    .collect(),
+            ),
+            Kind::Floats => Values::Floats(
+                values
+                    .iter()
+                    .map(|v| v.and_then(J::as_f64).unwrap_or(0.0))
+                    .collect(),
+            ),
+            Kind::Bools => Values::Bools(
+                values
+                    .iter()
+                    .map(|v| v.and_then(J::as_bool).unwrap_or(false))
+                    .collect(),
+            ),
+            Kind::Text | Kind::Empty => {
+                Values::Text(texts(&|v| v.as_str().unwrap_or_default().to_string()))
+            }
+            Kind::Json => Values::Json(texts(&|v| v.to_string())),
+        };
+        columns.push(Column {
+            name: name.to_string(),
+            values,
+            valid: valid.iter().any(|v| !v).then_some(valid),
+        });
+    }
+    Batch {
+        keys: Texts::from_strs(records.iter().map(|r| r.key.as_str())),
+        ops: records.iter().map(|r| r.op).collect(),
+        versions: None,
+        updated_at: None,
+        origins: None,
+        columns,
+    }
+}
+
 /// A value as JSON: timestamps as RFC 3339 text, bytes as hex text, JSON
 /// documents parsed (kept as text if they do not parse).
 pub fn value_json(v: ValueRef<'_>) -> serde_json::Value {
@@ -404,6 +510,43 @@ mod tests {
         let mut b = sample();
         b.columns.push(b.columns[0].clone());
         assert_eq!(b.check().unwrap_err(), "column `name` appears twice");
+    }
+
+    #[test]
+    fn json_records_become_typed_columns() {
+        let rec = |key: &str, fields: serde_json::Value| JsonRecord {
+            key: key.into(),
+            op: Op::Upsert,
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        };
+        let b = batch_from_json(&[
+            rec(
+                "1",
+                serde_json::json!({"n": 1, "x": 1, "t": "a", "mixed": "s", "o": {"a": 1}}),
+            ),
+            rec(
+                "2",
+                serde_json::json!({"n": 2, "x": 2.5, "mixed": 3, "b": true}),
+            ),
+        ]);
+        assert!(b.check().is_ok());
+        let kind = |name: &str| match &b.column(name).map(|c| &c.values) {
+            Some(Values::Ints(_)) => "ints",
+            Some(Values::Floats(_)) => "floats",
+            Some(Values::Bools(_)) => "bools",
+            Some(Values::Text(_)) => "text",
+            Some(Values::Json(_)) => "json",
+            _ => "other",
+        };
+        assert_eq!(
+            ["n", "x", "t", "mixed", "o", "b"].map(kind),
+            ["ints", "floats", "text", "json", "json", "bools"]
+        );
+        assert_eq!(b.row_json(0)["mixed"], "s");
+        assert_eq!(b.row_json(1)["mixed"], 3);
+        assert_eq!(b.row_json(1).get("t"), None, "absent stays absent");
+        assert_eq!(b.row_json(0)["o"], serde_json::json!({"a": 1}));
+        assert_eq!(b.key(1), "2");
     }
 
     #[test]

@@ -86,6 +86,45 @@ pub struct ComponentInfo {
     pub imports: Vec<String>,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// What built it, from the `producers` sections of the component and
+    /// its modules (language, tools and SDKs with versions), when it says.
+    pub producers: Vec<Producer>,
+}
+
+/// One entry of a `producers` section, such as `language: Rust` or
+/// `processed-by: wit-component 0.239.0`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Producer {
+    /// `language`, `processed-by` or `sdk`.
+    pub field: String,
+    /// The language or tool.
+    pub name: String,
+    /// Its version, if given.
+    pub version: String,
+}
+
+/// Every `producers` entry of a component and the modules inside it.
+fn producers(bytes: &[u8]) -> Vec<Producer> {
+    let mut out = std::collections::BTreeSet::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { break };
+        let wasmparser::Payload::CustomSection(section) = payload else {
+            continue;
+        };
+        let wasmparser::KnownCustom::Producers(reader) = section.as_known() else {
+            continue;
+        };
+        for field in reader.into_iter().flatten() {
+            for value in field.values.into_iter().flatten() {
+                out.insert(Producer {
+                    field: field.name.to_string(),
+                    name: value.name.to_string(),
+                    version: value.version.to_string(),
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// A component compiled and linked once, ready to be instantiated any number
@@ -154,6 +193,7 @@ impl Component {
                     exports,
                     imports,
                     from_cache,
+                    producers: producers(&bytes),
                 },
                 pre,
                 metered,
