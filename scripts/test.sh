@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
+echo "== supply chain: cargo-deny (licenses, bans, sources, advisories)"
+bash scripts/deny.sh
+
 echo "== plugins: unit tests (host target)"
 (cd plugins && cargo test --quiet)
 
