@@ -24,6 +24,8 @@ plugins=(
     "test_env_probe:test-env-probe"
     "test_fs_probe:test-fs-probe"
     "test_http_probe:test-http-probe"
+    "test_tagger_v1:test-tagger-v1"
+    "test_tagger_v2:test-tagger-v2"
 )
 
 cargo build --release --target wasm32-wasip2 --workspace --quiet

@@ -129,6 +129,8 @@ pub fn with_plugins(text: &str) -> String {
         .replace("{ENV_PROBE}", plugins::TEST_ENV_PROBE)
         .replace("{FS_PROBE}", plugins::TEST_FS_PROBE)
         .replace("{HTTP_PROBE}", plugins::TEST_HTTP_PROBE)
+        .replace("{TAGGER_V1}", plugins::TEST_TAGGER_V1)
+        .replace("{TAGGER_V2}", plugins::TEST_TAGGER_V2)
 }
 
 /// The `ferry` binary built by `cargo build -p ferry-cli` (scripts/test.sh

@@ -20,12 +20,14 @@ pub mod lock;
 pub mod plan;
 pub mod route;
 pub mod run;
+pub mod swap;
 
 use ferry_host::CallError;
 
 pub use lock::{LockError, LockMode, lock};
 pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan};
-pub use run::{LiveStatus, RunOptions, RunReport, run};
+pub use run::{LiveStatus, RunOptions, RunReport, run, run_controlled};
+pub use swap::{Controller, Prepared, RunControl, SwapReport, control, prepare};
 
 /// Why a pipeline did not run to its end.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,7 @@ use ferry_manifest::{
 };
 
 /// A stage of a planned pipeline.
+#[derive(Clone)]
 pub struct PlannedStage {
     /// Its name in the manifest.
     pub name: String,

@@ -16,6 +16,7 @@
 //! failing records are isolated (traps, fatal errors, malformed output), so
 //! one poison record goes to the dead-letter store and its batch-mates go on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ use tokio::task::JoinSet;
 use crate::PipelineError;
 use crate::ledger::{Ledger, RowState};
 use crate::plan::{Output, Plan, PlannedStage};
+use crate::swap::{RunControl, SwapReport, SwapRequest};
+
+type SwapReply = tokio::sync::oneshot::Sender<Result<SwapReport, PipelineError>>;
 
 /// How many batches may wait between two stages before the sender waits.
 const CHANNEL_DEPTH: usize = 4;
@@ -201,6 +205,18 @@ pub async fn run(
     state: Arc<dyn StateStore>,
     options: RunOptions,
 ) -> Result<RunReport, PipelineError> {
+    let (_, control) = crate::swap::control();
+    run_controlled(plan, state, options, control).await
+}
+
+/// Like [`run`], taking stage swaps (hot reload) from `control`'s
+/// [`Controller`](crate::swap::Controller) while it runs.
+pub async fn run_controlled(
+    plan: Plan,
+    state: Arc<dyn StateStore>,
+    options: RunOptions,
+    mut control: RunControl,
+) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let pipeline: Arc<str> = Arc::from(plan.name.as_str());
     let source_name = plan
@@ -261,7 +277,10 @@ pub async fn run(
             })
             .collect::<Result<Vec<_>, _>>()
     })?;
+    let mut stage_swaps: HashMap<String, mpsc::UnboundedSender<SwapRequest>> = HashMap::new();
     for (i, (stage, instance)) in plan.stages.iter().zip(built).enumerate() {
+        let (swap_tx, swaps) = mpsc::unbounded_channel();
+        stage_swaps.insert(stage.name.clone(), swap_tx);
         let router = Router {
             outputs: stage
                 .outputs
@@ -293,17 +312,19 @@ pub async fn run(
                     poll_interval,
                     shutdown: options.shutdown.clone(),
                     committed: committed_rx.clone(),
+                    last_checkpoint: checkpoint.clone(),
+                    swaps,
                 };
                 tasks.spawn(source.run());
             }
             (Instance::Mapper(m), Some(rx)) => {
-                tasks.spawn(step_task(ctx, router, rx, Step::Mapper(m)));
+                tasks.spawn(step_task(ctx, router, rx, swaps, Step::Mapper(m)));
             }
             (Instance::Validator(v), Some(rx)) => {
-                tasks.spawn(step_task(ctx, router, rx, Step::Validator(v)));
+                tasks.spawn(step_task(ctx, router, rx, swaps, Step::Validator(v)));
             }
             (Instance::Sink(s), Some(rx)) => {
-                tasks.spawn(sink_task(ctx, rx, s, max_wait));
+                tasks.spawn(sink_task(ctx, rx, swaps, s, max_wait));
             }
             _ => {
                 return Err(PipelineError::Internal(format!(
@@ -314,6 +335,23 @@ pub async fn run(
         }
     }
     drop(senders);
+
+    // Swaps go to their stage's task, which takes them between batches.
+    let dispatcher = tokio::spawn(async move {
+        while let Some(request) = control.rx.recv().await {
+            let stage = request.prepared.stage().to_string();
+            let request = match stage_swaps.get(&stage) {
+                Some(tx) => match tx.send(request) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::SendError(r)) => r,
+                },
+                None => request,
+            };
+            let _ = request.reply.send(Err(PipelineError::Internal(format!(
+                "stage `{stage}` is not running"
+            ))));
+        }
+    });
 
     // The committer: whenever pieces complete, commit what can be committed.
     let (done_tx, mut done_rx) = watch::channel(false);
@@ -385,6 +423,7 @@ pub async fn run(
             }
         }
     }
+    dispatcher.abort();
     let _ = done_tx.send(true);
     shared.progress.notify_one();
     let accounting = match committer.await {
@@ -419,7 +458,7 @@ pub async fn run(
     }
 }
 
-enum Instance {
+pub(crate) enum Instance {
     Source(SourceInstance),
     Sink(SinkInstance),
     Mapper(MapperInstance),
@@ -427,7 +466,7 @@ enum Instance {
 }
 
 /// Writes a stage's run-time denials to the state store's audit log.
-struct StateAudit(Arc<dyn StateStore>);
+pub(crate) struct StateAudit(pub(crate) Arc<dyn StateStore>);
 
 impl ferry_host::AuditSink for StateAudit {
     fn denied(&self, pipeline: &str, stage: &str, digest: &str, denial: &ferry_host::Denial) {
@@ -453,7 +492,7 @@ impl ferry_host::AuditSink for StateAudit {
     }
 }
 
-fn build(
+pub(crate) fn build(
     stage: &PlannedStage,
     checkpoint: Option<Vec<u8>>,
     audit: &Arc<StateAudit>,
@@ -495,6 +534,34 @@ struct StageCtx {
 }
 
 impl StageCtx {
+    /// Takes a swap's new digest and reports it done.
+    fn swapped(&mut self, request_reply: SwapReply, new_digest: &str, began: Instant) {
+        let report = SwapReport {
+            stage: self.stage.clone(),
+            old_digest: std::mem::replace(&mut self.digest, new_digest.to_string()),
+            new_digest: new_digest.to_string(),
+            pause: began.elapsed(),
+        };
+        self.faulted_batches.set(0);
+        tracing::info!(
+            pipeline = %self.shared.pipeline,
+            stage = %self.stage,
+            "swapped {} -> {} in {:?}",
+            &report.old_digest[..report.old_digest.len().min(12)],
+            &report.new_digest[..report.new_digest.len().min(12)],
+            report.pause
+        );
+        let _ = request_reply.send(Ok(report));
+    }
+
+    /// Refuses a swap, keeping the current instance.
+    fn refuse_swap(&self, reply: SwapReply, why: String) {
+        let _ = reply.send(Err(PipelineError::Internal(format!(
+            "stage `{}` kept its instance: {why}",
+            self.stage
+        ))));
+    }
+
     /// Stores dead letters for `rows` of `batch` and marks their source
     /// records dead-lettered.
     fn dead_letter(
@@ -685,9 +752,42 @@ struct SourceTask {
     poll_interval: Duration,
     shutdown: watch::Receiver<bool>,
     committed: watch::Receiver<Option<Vec<u8>>>,
+    /// The checkpoint just past the last records read: where a swapped-in
+    /// instance starts.
+    last_checkpoint: Option<Vec<u8>>,
+    swaps: mpsc::UnboundedReceiver<SwapRequest>,
 }
 
 impl SourceTask {
+    /// Opens the new source where the old one stopped reading and replaces
+    /// it; on failure the old one goes on.
+    fn swap(&mut self, request: SwapRequest) {
+        let began = Instant::now();
+        let SwapRequest { prepared, reply } = request;
+        let digest = prepared.digest().to_string();
+        let audit = Arc::new(StateAudit(Arc::clone(&self.ctx.shared.state)));
+        let built = tokio::task::block_in_place(|| {
+            build(&prepared.stage, self.last_checkpoint.clone(), &audit)
+        });
+        match built {
+            Ok(Instance::Source(new)) => {
+                let old = std::mem::replace(&mut self.instance, new);
+                self.ctx
+                    .shared
+                    .status
+                    .rebuilds
+                    .fetch_add(old.rebuilds(), Ordering::Relaxed);
+                // The new instance has not been told of commits yet.
+                self.committed.mark_changed();
+                self.ctx.swapped(reply, &digest, began);
+            }
+            Ok(_) => self
+                .ctx
+                .refuse_swap(reply, "the new plugin is not a source".into()),
+            Err(e) => self.ctx.refuse_swap(reply, e.to_string()),
+        }
+    }
+
     async fn run(mut self) -> Result<(), PipelineError> {
         let shared = self.ctx.shared.clone();
         let mut seq = 0u64;
@@ -696,6 +796,9 @@ impl SourceTask {
         loop {
             if *self.shutdown.borrow() {
                 return Ok(());
+            }
+            while let Ok(request) = self.swaps.try_recv() {
+                self.swap(request);
             }
             self.tell_committed();
             let polled = tokio::task::block_in_place(|| self.instance.poll(self.max_records));
@@ -731,6 +834,7 @@ impl SourceTask {
             let n = polled.records.len();
             shared.ledger.open(seq, n, polled.checkpoint.clone());
             shared.status.read.fetch_add(n as u64, Ordering::Relaxed);
+            self.last_checkpoint = Some(polled.checkpoint.clone());
             self.instance.set_resume_checkpoint(Some(polled.checkpoint));
             let origins: Vec<u32> = (0..n as u32).collect();
             self.router
@@ -746,10 +850,14 @@ impl SourceTask {
                     Mode::Once => return Ok(()),
                     Mode::Follow => {
                         let shutdown = &mut self.shutdown;
-                        tokio::select! {
-                            _ = tokio::time::sleep(self.poll_interval) => {}
+                        let swap = tokio::select! {
+                            _ = tokio::time::sleep(self.poll_interval) => None,
                             // A dropped sender can never ask to stop: wait out the interval.
-                            Ok(()) = shutdown.changed() => {}
+                            Ok(()) = shutdown.changed() => None,
+                            Some(request) = self.swaps.recv() => Some(request),
+                        };
+                        if let Some(request) = swap {
+                            self.swap(request);
                         }
                     }
                 },
@@ -776,13 +884,47 @@ enum Step {
     Validator(ValidatorInstance),
 }
 
+impl Step {
+    fn rebuilds(&self) -> u64 {
+        match self {
+            Step::Mapper(m) => m.rebuilds(),
+            Step::Validator(v) => v.rebuilds(),
+        }
+    }
+}
+
 async fn step_task(
-    ctx: StageCtx,
+    mut ctx: StageCtx,
     router: Router,
     mut rx: mpsc::Receiver<Envelope>,
+    mut swaps: mpsc::UnboundedReceiver<SwapRequest>,
     mut step: Step,
 ) -> Result<(), PipelineError> {
-    while let Some(mut env) = rx.recv().await {
+    loop {
+        let mut env = tokio::select! {
+            biased;
+            Some(request) = swaps.recv() => {
+                let began = Instant::now();
+                let SwapRequest { prepared, reply } = request;
+                let digest = prepared.digest().to_string();
+                let old = step.rebuilds();
+                match (prepared.instance, &step) {
+                    (Some(Instance::Mapper(m)), Step::Mapper(_)) => step = Step::Mapper(m),
+                    (Some(Instance::Validator(v)), Step::Validator(_)) => step = Step::Validator(v),
+                    _ => {
+                        ctx.refuse_swap(reply, "the new plugin is of another kind".into());
+                        continue;
+                    }
+                }
+                ctx.shared.status.rebuilds.fetch_add(old, Ordering::Relaxed);
+                ctx.swapped(reply, &digest, began);
+                continue;
+            }
+            env = rx.recv() => match env {
+                Some(env) => env,
+                None => break,
+            },
+        };
         let forward = tokio::task::block_in_place(|| match &mut step {
             Step::Mapper(m) => map_batch(&ctx, m, &env),
             Step::Validator(v) => validate_batch(&ctx, v, &mut env),
@@ -793,10 +935,7 @@ async fn step_task(
         ctx.shared.ledger.done_piece(env.seq);
         ctx.shared.progress.notify_one();
     }
-    let rebuilds = match &step {
-        Step::Mapper(m) => m.rebuilds(),
-        Step::Validator(v) => v.rebuilds(),
-    };
+    let rebuilds = step.rebuilds();
     ctx.shared
         .status
         .rebuilds
@@ -938,8 +1077,9 @@ struct Unflushed {
 }
 
 async fn sink_task(
-    ctx: StageCtx,
+    mut ctx: StageCtx,
     mut rx: mpsc::Receiver<Envelope>,
+    mut swaps: mpsc::UnboundedReceiver<SwapRequest>,
     mut sink: SinkInstance,
     max_wait: Duration,
 ) -> Result<(), PipelineError> {
@@ -950,6 +1090,23 @@ async fn sink_task(
     loop {
         let deadline = unflushed.since.map(|s| s + max_wait);
         let env = tokio::select! {
+            biased;
+            Some(request) = swaps.recv() => {
+                let began = Instant::now();
+                let SwapRequest { prepared, reply } = request;
+                let digest = prepared.digest().to_string();
+                let Some(Instance::Sink(new)) = prepared.instance else {
+                    ctx.refuse_swap(reply, "the new plugin is not a sink".into());
+                    continue;
+                };
+                // The old instance's writes are made durable (and their
+                // records final) before the new one writes anything.
+                flush(&ctx, &mut sink, &mut unflushed)?;
+                let old = std::mem::replace(&mut sink, new);
+                ctx.shared.status.rebuilds.fetch_add(old.rebuilds(), Ordering::Relaxed);
+                ctx.swapped(reply, &digest, began);
+                continue;
+            }
             env = rx.recv() => env,
             _ = sleep_until(deadline) => {
                 flush(&ctx, &mut sink, &mut unflushed)?;
