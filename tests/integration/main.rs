@@ -15,6 +15,7 @@ mod pipeline;
 mod plugin_cli;
 mod plugins;
 mod quickstart;
+mod reload;
 
 macro_rules! every_plugin_has_tests {
     ($($name:ident),* $(,)?) => {

@@ -63,6 +63,21 @@ impl InstanceSpec {
     }
 }
 
+impl InstanceSpec {
+    /// Whether `other` builds the same instance: the same config, grants and
+    /// limits (the names and the audit sink aside).
+    pub fn same_settings(&self, other: &InstanceSpec) -> bool {
+        self.config == other.config
+            && self.files == other.files
+            && self.env == other.env
+            && self.network == other.network
+            && self.memory_bytes == other.memory_bytes
+            && self.timeout == other.timeout
+            && self.fuel == other.fuel
+            && self.max_output_bytes == other.max_output_bytes
+    }
+}
+
 impl std::fmt::Debug for InstanceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InstanceSpec")

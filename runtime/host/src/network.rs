@@ -105,7 +105,7 @@ pub fn is_special(ip: IpAddr) -> bool {
 }
 
 /// The allow-list of one plugin instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkPolicy {
     rules: Vec<NetRule>,
 }
@@ -114,6 +114,11 @@ impl NetworkPolicy {
     /// A policy from rules.
     pub fn new(rules: Vec<NetRule>) -> Self {
         NetworkPolicy { rules }
+    }
+
+    /// Its rules, in manifest order.
+    pub fn rules(&self) -> &[NetRule] {
+        &self.rules
     }
 
     /// Whether any rule uses this protocol.

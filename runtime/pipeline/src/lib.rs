@@ -18,6 +18,7 @@
 pub mod ledger;
 pub mod lock;
 pub mod plan;
+pub mod reload;
 pub mod route;
 pub mod run;
 pub mod swap;
@@ -26,6 +27,7 @@ use ferry_host::CallError;
 
 pub use lock::{LockError, LockMode, lock};
 pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan};
+pub use reload::{Change, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files};
 pub use run::{LiveStatus, RunOptions, RunReport, run, run_controlled};
 pub use swap::{Controller, Prepared, RunControl, SwapReport, control, prepare};
 

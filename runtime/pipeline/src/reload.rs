@@ -1,0 +1,733 @@
+//! Running a set of manifests and reloading them while they run.
+//!
+//! A [`Supervisor`] runs one pipeline per manifest. [`Supervisor::reload`]
+//! reads the manifests again and applies the difference, all or nothing:
+//!
+//! 1. Load and plan every manifest (parse, check, load and compile each
+//!    component) while the old version keeps running. Any error rolls the
+//!    whole reload back.
+//! 2. Diff against what runs: pipelines added, removed, changed in shape
+//!    (stages, routes, batch or mode settings: restarted), and stages whose
+//!    plugin or settings changed (swapped).
+//! 3. Prepare every swapped stage's new instance (instantiate and `open`).
+//!    Any failure rolls the whole reload back; nothing has been touched yet.
+//! 4. Apply: removed and restarted pipelines drain (the records in flight
+//!    finish, the checkpoint is committed) and stop; added and restarted
+//!    ones start; swaps happen at each stage's next batch boundary.
+//!
+//! Every reload ends in a [`ReloadEvent`] (`applied`, `rolled-back` or
+//! `no-change`), written to the audit log of the pipelines it concerns,
+//! with old and new digests and what each swap did to the plugin's grants.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_host::{InstanceSpec, Runtime};
+use ferry_state::{AuditEvent, SqliteState, StateStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::PipelineError;
+use crate::plan::{Plan, PlannedStage};
+use crate::run::{LiveStatus, RunOptions, RunReport, run_controlled};
+use crate::swap::{Controller, Prepared, control, prepare};
+
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The changes were made.
+    Applied,
+    /// Something failed; the old version keeps running untouched.
+    RolledBack,
+    /// The manifests and components are what already runs.
+    NoChange,
+}
+
+impl Outcome {
+    /// `applied`, `rolled-back` or `no-change`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::NoChange => "no-change",
+        }
+    }
+}
+
+/// One change a reload made.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new pipeline started.
+    Added {
+        /// The pipeline.
+        pipeline: String,
+    },
+    /// A pipeline drained, committed and stopped.
+    Removed {
+        /// The pipeline.
+        pipeline: String,
+    },
+    /// A pipeline whose shape changed drained and started again.
+    Restarted {
+        /// The pipeline.
+        pipeline: String,
+        /// What changed.
+        why: String,
+    },
+    /// A stage's plugin instance was replaced at a batch boundary.
+    Swapped {
+        /// The pipeline.
+        pipeline: String,
+        /// The stage.
+        stage: String,
+        /// The digest of the component before.
+        old_digest: String,
+        /// The digest after.
+        new_digest: String,
+        /// How long the stage did not process records.
+        pause: Duration,
+        /// How the grants changed, one line each (`+ files: ...`).
+        grants: Vec<String>,
+        /// Whether the new grants allow anything the old did not.
+        widened: bool,
+    },
+}
+
+impl Change {
+    /// The pipeline it concerns.
+    pub fn pipeline(&self) -> &str {
+        match self {
+            Change::Added { pipeline }
+            | Change::Removed { pipeline }
+            | Change::Restarted { pipeline, .. }
+            | Change::Swapped { pipeline, .. } => pipeline,
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Added { pipeline } => write!(f, "pipeline `{pipeline}` added"),
+            Change::Removed { pipeline } => {
+                write!(f, "pipeline `{pipeline}` removed (drained and committed)")
+            }
+            Change::Restarted { pipeline, why } => {
+                write!(f, "pipeline `{pipeline}` restarted: {why}")
+            }
+            Change::Swapped {
+                pipeline,
+                stage,
+                old_digest,
+                new_digest,
+                pause,
+                grants,
+                widened,
+            } => {
+                write!(
+                    f,
+                    "pipeline `{pipeline}` stage `{stage}` swapped {} -> {} (pause {:.3} ms)",
+                    short(old_digest),
+                    short(new_digest),
+                    pause.as_secs_f64() * 1000.0
+                )?;
+                if !grants.is_empty() {
+                    write!(
+                        f,
+                        "; grants {}: {}",
+                        if *widened { "WIDENED" } else { "changed" },
+                        grants.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+/// What a reload did.
+#[derive(Debug, Clone)]
+pub struct ReloadEvent {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What started it: `watch`, `SIGHUP`, ...
+    pub trigger: String,
+    /// The changes made (empty unless applied).
+    pub changes: Vec<Change>,
+    /// Why it was rolled back.
+    pub reason: Option<String>,
+}
+
+impl std::fmt::Display for ReloadEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reload ({}): {}", self.trigger, self.outcome.as_str())?;
+        if let Some(reason) = &self.reason {
+            write!(f, ": {reason}")?;
+        }
+        for c in &self.changes {
+            write!(f, "\n  {c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A pipeline that runs.
+struct Active {
+    plan_stages: Vec<PlannedStage>,
+    shape: String,
+    manifest: PathBuf,
+    controller: Controller,
+    shutdown: watch::Sender<bool>,
+    handle: JoinHandle<Result<RunReport, PipelineError>>,
+    status: Arc<LiveStatus>,
+    state: Arc<dyn StateStore>,
+}
+
+/// A pipeline that ended (finished, failed, removed or restarted).
+pub struct Ended {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Its manifest.
+    pub manifest: PathBuf,
+    /// What it did.
+    pub result: Result<RunReport, PipelineError>,
+    state: Arc<dyn StateStore>,
+}
+
+/// Runs the pipelines of a set of manifests and reloads them.
+pub struct Supervisor {
+    runtime: Runtime,
+    active: BTreeMap<String, Active>,
+    ended: Vec<Ended>,
+}
+
+/// Everything about a pipeline that a swap cannot change: a difference
+/// restarts it.
+fn shape(plan: &Plan) -> String {
+    let p = &plan.manifest.pipeline;
+    let mut s = format!(
+        "mode={:?} batch={:?} poll={:?} state={}",
+        p.mode,
+        p.batch,
+        p.poll_interval,
+        p.state.display()
+    );
+    for stage in &plan.stages {
+        let _ = write!(
+            s,
+            "|{}:{:?}:{:?}:{:?}",
+            stage.name, stage.kind, stage.on_invalid, stage.outputs
+        );
+    }
+    s
+}
+
+/// Why two shapes differ, in a few words.
+fn shape_change(old: &[PlannedStage], new: &Plan) -> String {
+    let old_names: Vec<&str> = old.iter().map(|s| s.name.as_str()).collect();
+    let new_names: Vec<&str> = new.stages.iter().map(|s| s.name.as_str()).collect();
+    if old_names != new_names {
+        return format!(
+            "its stages changed ({} -> {})",
+            old_names.join(", "),
+            new_names.join(", ")
+        );
+    }
+    if old
+        .iter()
+        .zip(&new.stages)
+        .any(|(a, b)| format!("{:?}", a.outputs) != format!("{:?}", b.outputs))
+    {
+        return "its routes changed".to_string();
+    }
+    "its pipeline settings changed (mode, batch, poll interval, state or on_invalid)".to_string()
+}
+
+/// How the grants of a stage changed, and whether they widened.
+pub fn grant_diff(old: &InstanceSpec, new: &InstanceSpec) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut widened = false;
+    let file = |g: &ferry_host::FileGrant| {
+        format!(
+            "files: {} as {} ({})",
+            g.host.display(),
+            g.guest,
+            if g.writable { "rw" } else { "ro" }
+        )
+    };
+    for g in &new.files {
+        if !old.files.contains(g) {
+            lines.push(format!("+ {}", file(g)));
+            widened = true;
+        }
+    }
+    for g in &old.files {
+        if !new.files.contains(g) {
+            lines.push(format!("- {}", file(g)));
+        }
+    }
+    for (name, value) in &new.env {
+        match old.env.iter().find(|(n, _)| n == name) {
+            None => {
+                lines.push(format!("+ env: {name}"));
+                widened = true;
+            }
+            Some((_, v)) if v != value => lines.push(format!("~ env: {name} (new value)")),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in &old.env {
+        if !new.env.iter().any(|(n, _)| n == name) {
+            lines.push(format!("- env: {name}"));
+        }
+    }
+    let rule = |r: &ferry_host::NetRule| {
+        format!(
+            "network: {:?}://{}{}",
+            r.protocol,
+            r.host,
+            r.port.map(|p| format!(":{p}")).unwrap_or_default()
+        )
+        .to_lowercase()
+    };
+    for r in new.network.rules() {
+        if !old.network.rules().contains(r) {
+            lines.push(format!("+ {}", rule(r)));
+            widened = true;
+        }
+    }
+    for r in old.network.rules() {
+        if !new.network.rules().contains(r) {
+            lines.push(format!("- {}", rule(r)));
+        }
+    }
+    let mut limit = |what: &str, old: u128, new: u128, unit: &str| {
+        if old != new {
+            lines.push(format!("~ {what}: {old} -> {new} {unit}"));
+            widened |= new > old;
+        }
+    };
+    limit(
+        "memory",
+        (old.memory_bytes >> 20) as u128,
+        (new.memory_bytes >> 20) as u128,
+        "MiB",
+    );
+    limit(
+        "timeout",
+        old.timeout.as_millis(),
+        new.timeout.as_millis(),
+        "ms",
+    );
+    limit(
+        "max output",
+        (old.max_output_bytes >> 20) as u128,
+        (new.max_output_bytes >> 20) as u128,
+        "MiB",
+    );
+    match (old.fuel, new.fuel) {
+        (a, b) if a == b => {}
+        (Some(a), Some(b)) => limit("fuel", a as u128, b as u128, "per call"),
+        (Some(a), None) => {
+            lines.push(format!("~ fuel: {a} -> unlimited"));
+            widened = true;
+        }
+        (None, Some(b)) => lines.push(format!("~ fuel: unlimited -> {b}")),
+        (None, None) => {}
+    }
+    (lines, widened)
+}
+
+/// The manifests a path names: the file itself, or the `.toml` files of a
+/// folder in name order.
+pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads every manifest the paths name and plans it. Blocking.
+fn plan_paths(paths: &[PathBuf], runtime: &Runtime) -> Result<Vec<Plan>, String> {
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        match manifest_files(path) {
+            Ok(f) => files.extend(f),
+            Err(e) => errors.push(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    for path in &files {
+        match ferry_manifest::load(path).and_then(|m| crate::plan(m, runtime)) {
+            Ok(plan) => {
+                if let Some(other) = plans.iter().find(|p| p.name == plan.name) {
+                    errors.push(format!(
+                        "{}: pipeline `{}` is also defined in {}; pipeline names must be unique",
+                        path.display(),
+                        plan.name,
+                        other.manifest.path.display()
+                    ));
+                }
+                plans.push(plan);
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+impl Supervisor {
+    /// A supervisor running nothing yet.
+    pub fn new(runtime: Runtime) -> Supervisor {
+        Supervisor {
+            runtime,
+            active: BTreeMap::new(),
+            ended: Vec::new(),
+        }
+    }
+
+    /// Starts a pipeline.
+    pub fn start(&mut self, plan: Plan) -> Result<(), PipelineError> {
+        let state: Arc<dyn StateStore> =
+            Arc::new(SqliteState::open(&plan.manifest.pipeline.state)?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let status = Arc::new(LiveStatus::default());
+        let options = RunOptions {
+            shutdown: shutdown_rx,
+            status: Arc::clone(&status),
+        };
+        let (controller, ctl) = control();
+        let name = plan.name.clone();
+        let active = Active {
+            plan_stages: plan.stages.clone(),
+            shape: shape(&plan),
+            manifest: plan.manifest.path.clone(),
+            controller,
+            shutdown,
+            status,
+            state: Arc::clone(&state),
+            handle: tokio::spawn(run_controlled(plan, state, options, ctl)),
+        };
+        self.active.insert(name, active);
+        Ok(())
+    }
+
+    /// The running pipelines: name, manifest and live counters.
+    pub fn running(&self) -> Vec<(String, PathBuf, Arc<LiveStatus>)> {
+        self.active
+            .iter()
+            .map(|(name, a)| (name.clone(), a.manifest.clone(), Arc::clone(&a.status)))
+            .collect()
+    }
+
+    /// Whether any pipeline still runs.
+    pub fn is_running(&self) -> bool {
+        !self.active.is_empty()
+    }
+
+    /// Moves pipelines whose task ended into the ended list.
+    pub async fn reap(&mut self) {
+        let done: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.handle.is_finished())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in done {
+            if let Some(a) = self.active.remove(&name) {
+                let ended = finish(name, a).await;
+                self.ended.push(ended);
+            }
+        }
+    }
+
+    /// Takes the pipelines that ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<Ended> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Asks every pipeline to drain and stop.
+    pub fn shutdown(&self) {
+        for a in self.active.values() {
+            let _ = a.shutdown.send(true);
+        }
+    }
+
+    /// Waits for every pipeline to end.
+    pub async fn wait(&mut self) -> Vec<Ended> {
+        let active = std::mem::take(&mut self.active);
+        for (name, a) in active {
+            let ended = finish(name, a).await;
+            self.ended.push(ended);
+        }
+        self.take_ended()
+    }
+
+    /// Reads `paths` again and applies the difference (see the module
+    /// docs). The event is also written to the audit log of every pipeline
+    /// it concerns.
+    pub async fn reload(&mut self, paths: &[PathBuf], trigger: &str) -> ReloadEvent {
+        self.reap().await;
+        let event = self.try_reload(paths, trigger).await;
+        match &event.outcome {
+            Outcome::Applied => tracing::info!("{event}"),
+            Outcome::RolledBack => tracing::warn!("{event}"),
+            Outcome::NoChange => tracing::info!("{event}"),
+        }
+        self.record(&event);
+        event
+    }
+
+    async fn try_reload(&mut self, paths: &[PathBuf], trigger: &str) -> ReloadEvent {
+        let rolled_back = |reason: String| ReloadEvent {
+            outcome: Outcome::RolledBack,
+            trigger: trigger.to_string(),
+            changes: Vec::new(),
+            reason: Some(reason),
+        };
+        // 1. Plan, off the async workers.
+        let runtime = self.runtime.clone();
+        let owned = paths.to_vec();
+        let plans = match tokio::task::spawn_blocking(move || plan_paths(&owned, &runtime)).await {
+            Ok(Ok(plans)) => plans,
+            Ok(Err(errors)) => return rolled_back(errors),
+            Err(e) => return rolled_back(format!("planning failed: {e}")),
+        };
+
+        // 2. Diff.
+        let mut added = Vec::new();
+        let mut restarted = Vec::new();
+        let mut swaps: Vec<(String, PlannedStage, InstanceSpec)> = Vec::new();
+        let mut new_names = Vec::new();
+        for plan in plans {
+            new_names.push(plan.name.clone());
+            match self.active.get(&plan.name) {
+                None => added.push(plan),
+                Some(a) if a.shape != shape(&plan) => {
+                    let why = shape_change(&a.plan_stages, &plan);
+                    restarted.push((plan, why));
+                }
+                Some(a) => {
+                    for (old, new) in a.plan_stages.iter().zip(&plan.stages) {
+                        let same = old.component.digest() == new.component.digest()
+                            && old.spec.same_settings(&new.spec);
+                        if !same {
+                            swaps.push((plan.name.clone(), new.clone(), old.spec.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let removed: Vec<String> = self
+            .active
+            .keys()
+            .filter(|name| !new_names.contains(name))
+            .cloned()
+            .collect();
+        if added.is_empty() && restarted.is_empty() && swaps.is_empty() && removed.is_empty() {
+            return ReloadEvent {
+                outcome: Outcome::NoChange,
+                trigger: trigger.to_string(),
+                changes: Vec::new(),
+                reason: None,
+            };
+        }
+
+        // 3. Prepare every swap; nothing changes unless all succeed.
+        let mut prepared: Vec<(String, Prepared, InstanceSpec)> = Vec::new();
+        for (pipeline, stage, old_spec) in swaps {
+            let Some(state) = self.active.get(&pipeline).map(|a| Arc::clone(&a.state)) else {
+                continue;
+            };
+            let name = pipeline.clone();
+            let result = tokio::task::spawn_blocking(move || prepare(&stage, &name, &state)).await;
+            match result {
+                Ok(Ok(p)) => prepared.push((pipeline, p, old_spec)),
+                Ok(Err(e)) => return rolled_back(format!("pipeline `{pipeline}`: {e}")),
+                Err(e) => return rolled_back(format!("preparing a swap failed: {e}")),
+            }
+        }
+
+        // 4. Apply.
+        let mut changes = Vec::new();
+        for name in removed {
+            if let Some(a) = self.active.remove(&name) {
+                let _ = a.shutdown.send(true);
+                let ended = finish(name.clone(), a).await;
+                self.ended.push(ended);
+                changes.push(Change::Removed { pipeline: name });
+            }
+        }
+        for (plan, why) in restarted {
+            let name = plan.name.clone();
+            if let Some(a) = self.active.remove(&name) {
+                let _ = a.shutdown.send(true);
+                let ended = finish(name.clone(), a).await;
+                self.ended.push(ended);
+            }
+            match self.start(plan) {
+                Ok(()) => changes.push(Change::Restarted {
+                    pipeline: name,
+                    why,
+                }),
+                Err(e) => {
+                    return ReloadEvent {
+                        outcome: Outcome::RolledBack,
+                        trigger: trigger.to_string(),
+                        reason: Some(format!(
+                            "pipeline `{name}` stopped for a restart but could not start again: {e}"
+                        )),
+                        changes,
+                    };
+                }
+            }
+        }
+        for plan in added {
+            let name = plan.name.clone();
+            match self.start(plan) {
+                Ok(()) => changes.push(Change::Added { pipeline: name }),
+                Err(e) => {
+                    return ReloadEvent {
+                        outcome: Outcome::RolledBack,
+                        trigger: trigger.to_string(),
+                        reason: Some(format!("pipeline `{name}` could not start: {e}")),
+                        changes,
+                    };
+                }
+            }
+        }
+        for (pipeline, p, old_spec) in prepared {
+            let Some(a) = self.active.get_mut(&pipeline) else {
+                continue;
+            };
+            let new_stage = p.stage.clone();
+            let (grants, widened) = grant_diff(&old_spec, &new_stage.spec);
+            match a.controller.swap(p).await {
+                Ok(report) => {
+                    if let Some(slot) = a.plan_stages.iter_mut().find(|s| s.name == new_stage.name)
+                    {
+                        *slot = new_stage;
+                    }
+                    changes.push(Change::Swapped {
+                        pipeline,
+                        stage: report.stage,
+                        old_digest: report.old_digest,
+                        new_digest: report.new_digest,
+                        pause: report.pause,
+                        grants,
+                        widened,
+                    });
+                }
+                Err(e) => {
+                    return ReloadEvent {
+                        outcome: Outcome::RolledBack,
+                        trigger: trigger.to_string(),
+                        reason: Some(format!("pipeline `{pipeline}`: {e}")),
+                        changes,
+                    };
+                }
+            }
+        }
+        ReloadEvent {
+            outcome: Outcome::Applied,
+            trigger: trigger.to_string(),
+            changes,
+            reason: None,
+        }
+    }
+
+    /// Writes the event to the audit log of the pipelines it concerns (all
+    /// running ones for a rollback or no-change).
+    fn record(&self, event: &ReloadEvent) {
+        let mut rows: Vec<(Arc<dyn StateStore>, AuditEvent)> = Vec::new();
+        let base = |pipeline: &str, stage: &str, digest: &str, detail: String| AuditEvent {
+            id: 0,
+            at_us: 0,
+            pipeline: pipeline.to_string(),
+            stage: stage.to_string(),
+            plugin_digest: digest.to_string(),
+            capability: "reload".to_string(),
+            target: event.outcome.as_str().to_string(),
+            detail,
+        };
+        if event.changes.is_empty() {
+            let detail = format!(
+                "{} ({}){}",
+                event.outcome.as_str(),
+                event.trigger,
+                event
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            for (name, a) in &self.active {
+                rows.push((Arc::clone(&a.state), base(name, "", "", detail.clone())));
+            }
+        }
+        for change in &event.changes {
+            let state = match self.active.get(change.pipeline()) {
+                Some(a) => Arc::clone(&a.state),
+                None => match self
+                    .ended
+                    .iter()
+                    .rev()
+                    .find(|e| e.pipeline == change.pipeline())
+                {
+                    Some(e) => Arc::clone(&e.state),
+                    None => continue,
+                },
+            };
+            let (stage, digest) = match change {
+                Change::Swapped {
+                    stage, new_digest, ..
+                } => (stage.as_str(), new_digest.as_str()),
+                _ => ("", ""),
+            };
+            rows.push((
+                state,
+                base(
+                    change.pipeline(),
+                    stage,
+                    digest,
+                    format!("{change} ({})", event.trigger),
+                ),
+            ));
+        }
+        for (state, row) in rows {
+            if let Err(e) = state.record_audit(&row) {
+                tracing::error!("cannot record the reload in the audit log: {e}");
+            }
+        }
+    }
+}
+
+async fn finish(pipeline: String, a: Active) -> Ended {
+    let result = match a.handle.await {
+        Ok(result) => result,
+        Err(e) => Err(PipelineError::Internal(format!("pipeline task died: {e}"))),
+    };
+    Ended {
+        pipeline,
+        manifest: a.manifest,
+        result,
+        state: a.state,
+    }
+}
