@@ -353,3 +353,78 @@ fn a_reload_that_widens_grants_is_reported_as_such() {
         sup.wait().await;
     });
 }
+
+/// `ferry run` watches its manifest: an edit is applied while it runs;
+/// `ferry reload` (SIGHUP) reloads on demand; `ferry status` shows both.
+#[test]
+fn ferry_run_reloads_on_an_edit_and_on_ferry_reload() {
+    use std::process::{Command, Stdio};
+
+    let s = Sandbox::new();
+    s.write("in/p.jsonl", &records(&["a", "b"]));
+    let path = write_manifest(&s, "p.toml", &manifest("p", "a", ""));
+    let mut child = Command::new(crate::support::ferry_bin().expect("ferry"))
+        .args(["run", "p.toml", "--quiet"])
+        .current_dir(s.path(""))
+        .env(
+            "FERRY_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry run starts");
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let written = |s: &Sandbox| -> Vec<String> {
+        s.jsonl("out/p.jsonl")
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    wait_for("the first records", &|| written(&s) == ["b"]);
+    // An edit: reject `b` instead of `a`.
+    write_manifest(&s, "p.toml", &manifest("p", "b", ""));
+    let status = || {
+        crate::support::ferry(&["status", "p.toml", "--json"], &s.path(""))
+            .expect("status")
+            .stdout
+    };
+    wait_for("the edit to be applied", &|| {
+        status().contains("\"applied\"")
+    });
+    s.append("in/p.jsonl", &records(&["a", "b"]));
+    wait_for("records after the edit", &|| written(&s) == ["b", "a"]);
+    // On demand: nothing changed, so `no-change`.
+    let reload = crate::support::ferry(&["reload", "p.toml"], &s.path("")).expect("reload");
+    assert_eq!(reload.code, 0, "{}", reload.stderr);
+    wait_for("the SIGHUP reload", &|| status().contains("\"no-change\""));
+    let report: serde_json::Value = serde_json::from_str(&status()).expect("JSON");
+    let p = &report["pipelines"][0];
+    assert_eq!(p["pipeline"], "p");
+    assert_eq!(p["served_by_pid"], child.id());
+    // Stop it as Ctrl-C would: it drains, commits and exits 0.
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.ends_with("accounting: read=4 written=2 dead_lettered=2 filtered=0\n"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("reload (file change): applied"), "{stderr}");
+    assert!(
+        !s.path(".ferry/p.pid").exists(),
+        "the pid file is removed on exit"
+    );
+    let _ = path;
+}

@@ -3,21 +3,20 @@
 //!
 //! Every subcommand is a thin layer over the library crates: `run` plans each
 //! manifest with `ferry-pipeline` and drives it, drawing progress on a
-//! terminal; `validate` stops after planning; `dlq` reads `ferry-state`.
+//! terminal; `validate` stops after planning; `dlq` reads and purges the
+//! dead letters in `ferry-state`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ferry_host::{Runtime, RuntimeOptions};
 use ferry_manifest::Manifest;
-use ferry_pipeline::{LiveStatus, PipelineError, RunOptions, RunReport};
-use ferry_state::{Accounting, DeadLetterFilter, SqliteState, StateStore};
+use ferry_pipeline::RunReport;
+use ferry_state::{
+    Accounting, DeadLetter, DeadLetterFilter, PURGE_CAPABILITY, SqliteState, StateStore,
+};
 
 /// `println!` that ends the program quietly when stdout is closed (as in
 /// `ferry dlq list | head`) instead of panicking.
@@ -36,6 +35,8 @@ mod audit;
 mod plugin;
 mod polyglot;
 mod scaffold;
+mod serve;
+mod times;
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +61,24 @@ enum Command {
         /// No progress display, only the summary.
         #[arg(long, short)]
         quiet: bool,
+        /// Do not watch the manifests and components for changes (SIGHUP
+        /// and `ferry reload` still reload).
+        #[arg(long)]
+        no_watch: bool,
+    },
+    /// Ask the `ferry run` serving a manifest (or folder) to reload it now.
+    Reload {
+        /// The manifest (.toml) or folder that `ferry run` was given.
+        path: PathBuf,
+    },
+    /// Pipelines, whether a `ferry run` serves them, what they committed,
+    /// and their latest reloads.
+    Status {
+        /// A manifest (.toml) or a folder of manifests.
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check manifests and their plugins without running anything.
     Validate {
@@ -76,7 +95,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The audit log: every access a plugin was refused at run time.
+    /// The audit log: every access a plugin was refused at run time, and
+    /// every purge of dead letters.
     AuditLog {
         /// The manifest (or folder of manifests) whose state to read, or a
         /// state database file. Default: ./.ferry/state.db.
@@ -100,11 +120,54 @@ enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
-    /// Inspect the dead-letter store.
+    /// Inspect and purge the dead-letter store.
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
     },
+}
+
+/// Which dead letters: the filters `dlq list` and `dlq purge` share.
+#[derive(clap::Args)]
+struct LetterFilter {
+    /// Only this pipeline.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Only this stage.
+    #[arg(long)]
+    stage: Option<String>,
+    /// Only this reason (invalid, rejected, trap, deadline, memory, fatal, ...).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only those stored at or after this time: RFC 3339
+    /// (2026-11-27T08:00:00Z, 2026-11-27) or a duration ago (30m, 2h, 7d).
+    #[arg(long, value_name = "TIME", value_parser = times::parse_arg)]
+    since: Option<i64>,
+    /// Only those stored before this time: RFC 3339 or a duration ago
+    /// (`--until 7d`: older than a week).
+    #[arg(long, value_name = "TIME", value_parser = times::parse_arg)]
+    until: Option<i64>,
+    /// At most this many, the oldest.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+impl LetterFilter {
+    fn into_filter(self) -> Result<DeadLetterFilter> {
+        if let (Some(since), Some(until)) = (self.since, self.until)
+            && since >= until
+        {
+            bail!("--since must be before --until: nothing is stored in between");
+        }
+        Ok(DeadLetterFilter {
+            pipeline: self.pipeline,
+            stage: self.stage,
+            reason: self.reason,
+            since_us: self.since,
+            until_us: self.until,
+            limit: self.limit,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -114,18 +177,8 @@ enum DlqCommand {
         /// The manifest (or folder of manifests) whose state to read, or a
         /// state database file. Default: ./.ferry/state.db.
         path: Option<PathBuf>,
-        /// Only this pipeline.
-        #[arg(long)]
-        pipeline: Option<String>,
-        /// Only this stage.
-        #[arg(long)]
-        stage: Option<String>,
-        /// Only this reason (invalid, rejected, trap, deadline, memory, fatal, ...).
-        #[arg(long)]
-        reason: Option<String>,
-        /// At most this many.
-        #[arg(long)]
-        limit: Option<usize>,
+        #[command(flatten)]
+        filter: LetterFilter,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -139,6 +192,20 @@ enum DlqCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Delete dead letters (the same filters as `list`), and record the purge
+    /// in the audit log. Without --yes, nothing is deleted: it prints how
+    /// many it would delete and exits 1. Given a manifest, only that
+    /// manifest's pipeline is purged unless --pipeline says otherwise.
+    Purge {
+        /// The manifest (or folder of manifests) whose state to purge, or a
+        /// state database file. Default: ./.ferry/state.db.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        filter: LetterFilter,
+        /// Delete them.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -171,7 +238,13 @@ fn init_logging(verbose: u8) {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { path, quiet } => run(&path, quiet),
+        Command::Run {
+            path,
+            quiet,
+            no_watch,
+        } => run(&path, quiet, !no_watch),
+        Command::Reload { path } => serve::reload(&path),
+        Command::Status { path, json } => status(&path, json),
         Command::Validate { path } => validate(&path),
         Command::Audit { path, json } => audit::audit(&path, json),
         Command::Lock { path } => lock(&path),
@@ -188,25 +261,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 /// The manifests a path names: the file itself, or the `.toml` files of a
 /// folder in name order.
 pub(crate) fn manifest_paths(path: &Path) -> Result<Vec<PathBuf>> {
-    if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("cannot read folder {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("no manifests (*.toml) in {}", path.display());
-        }
-        Ok(files)
-    } else if path.exists() {
-        Ok(vec![path.to_path_buf()])
-    } else {
+    if !path.exists() {
         bail!(
             "{} does not exist; give a manifest (.toml) or a folder of manifests",
             path.display()
-        )
+        );
     }
+    let files = ferry_pipeline::manifest_files(path)
+        .with_context(|| format!("cannot read folder {}", path.display()))?;
+    if files.is_empty() {
+        bail!("no manifests (*.toml) in {}", path.display());
+    }
+    Ok(files)
 }
 
 pub(crate) fn runtime() -> Result<Runtime> {
@@ -248,7 +314,7 @@ fn validate(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(path: &Path, quiet: bool) -> Result<ExitCode> {
+fn run(path: &Path, quiet: bool, watching: bool) -> Result<ExitCode> {
     let runtime = runtime()?;
     let Some(plans) = plan_all(path, &runtime)? else {
         return Ok(ExitCode::FAILURE);
@@ -257,88 +323,85 @@ fn run(path: &Path, quiet: bool) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_plans(plans, quiet))
+    rt.block_on(serve::serve(path, plans, quiet, watching))
 }
 
-struct Running {
-    name: String,
-    manifest: PathBuf,
-    status: Arc<LiveStatus>,
-}
-
-async fn run_plans(plans: Vec<ferry_pipeline::Plan>, quiet: bool) -> Result<ExitCode> {
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\nstopping: finishing the records in flight and committing (Ctrl-C again to abort)"
-            );
-            let _ = shutdown_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+fn status(path: &Path, json: bool) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    for manifest in manifest_paths(path)? {
+        let m = ferry_manifest::load(&manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let name = m.pipeline.name.clone();
+        let state_path = m.pipeline.state.clone();
+        let pid = serve::read_pid(&serve::pid_file(&state_path));
+        let (accounting, reloads) = if state_path.exists() {
+            let state = SqliteState::open(&state_path)?;
+            let accounting = state.total_accounting(&name)?;
+            let mut reloads: Vec<ferry_state::AuditEvent> = state
+                .audit_events(Some(&name))?
+                .into_iter()
+                .filter(|e| e.capability == "reload")
+                .collect();
+            let keep = reloads.len().saturating_sub(10);
+            reloads.drain(..keep);
+            (accounting, reloads)
+        } else {
+            (Accounting::default(), Vec::new())
+        };
+        out.push((name, manifest, pid, accounting, reloads));
+    }
+    if json {
+        let items: Vec<serde_json::Value> = out
+            .iter()
+            .map(|(name, manifest, pid, a, reloads)| {
+                serde_json::json!({
+                    "pipeline": name,
+                    "manifest": manifest.display().to_string(),
+                    "served_by_pid": pid,
+                    "accounting": { "read": a.read, "written": a.written, "dead_lettered": a.dead_lettered, "filtered": a.filtered },
+                    "reloads": reloads.iter().map(|e| serde_json::json!({
+                        "at_us": e.at_us,
+                        "outcome": e.target,
+                        "stage": e.stage,
+                        "digest": e.plugin_digest,
+                        "detail": e.detail,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "pipelines": items }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (name, manifest, pid, a, reloads) in &out {
+        println!("{name} ({})", manifest.display());
+        match pid {
+            Some(pid) => println!("  running   served by ferry run, pid {pid}"),
+            None => println!("  running   no (no live `ferry run` for it)"),
+        }
+        println!(
+            "  committed read={} written={} dead_lettered={} filtered={}",
+            a.read, a.written, a.dead_lettered, a.filtered
+        );
+        if reloads.is_empty() {
+            println!("  reloads   none");
+        } else {
+            println!("  reloads (latest last)");
+            for e in reloads {
+                println!(
+                    "    {} {:<11} {}",
+                    ferry_host::batch::rfc3339_micros(e.at_us),
+                    e.target,
+                    e.detail
+                );
             }
         }
-    });
-
-    let mut running = Vec::new();
-    let mut handles = Vec::new();
-    for plan in plans {
-        let state_path = plan.manifest.pipeline.state.clone();
-        let state: Arc<dyn StateStore> = Arc::new(SqliteState::open(&state_path)?);
-        let options = RunOptions {
-            shutdown: shutdown_rx.clone(),
-            status: Arc::new(LiveStatus::default()),
-        };
-        running.push(Running {
-            name: plan.name.clone(),
-            manifest: plan.manifest.path.clone(),
-            status: Arc::clone(&options.status),
-        });
-        handles.push(tokio::spawn(ferry_pipeline::run(plan, state, options)));
     }
-
-    let show_progress = !quiet && std::io::stderr().is_terminal();
-    let progress = show_progress.then(|| {
-        let statuses: Vec<(String, Arc<LiveStatus>)> = running
-            .iter()
-            .map(|r| (r.name.clone(), Arc::clone(&r.status)))
-            .collect();
-        tokio::spawn(draw_progress(statuses))
-    });
-
-    let mut total = Accounting::default();
-    let mut failed = false;
-    for (handle, r) in handles.into_iter().zip(&running) {
-        let result = handle
-            .await
-            .map_err(|e| anyhow::anyhow!("pipeline task died: {e}"))?;
-        let (report, error) = match result {
-            Ok(report) => (Some(report), None),
-            Err(PipelineError::Failed { report, error }) => (Some(*report), Some(*error)),
-            Err(e) => (None, Some(e)),
-        };
-        if let Some(p) = &progress {
-            p.abort();
-            eprint!("\r\x1b[2K");
-        }
-        if let Some(report) = &report {
-            print_summary(report, &r.manifest, error.is_none());
-            total.add(&report.accounting);
-        }
-        if let Some(e) = error {
-            failed = true;
-            eprintln!("error: pipeline `{}`: {e}", r.name);
-        }
-    }
-    println!("{total}");
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
+pub(crate) fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
     let a = &report.accounting;
     let secs = report.elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
@@ -376,32 +439,7 @@ fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
     }
 }
 
-async fn draw_progress(statuses: Vec<(String, Arc<LiveStatus>)>) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        let line: Vec<String> = statuses
-            .iter()
-            .map(|(name, s)| {
-                let read = s.read.load(Ordering::Relaxed);
-                let c = s.committed();
-                format!(
-                    "{name}: {} read, {} written, {} dead-lettered, {} filtered, {}/s",
-                    thousands(read),
-                    thousands(c.written),
-                    thousands(c.dead_lettered),
-                    thousands(c.filtered),
-                    thousands((read as f64 / secs) as u64)
-                )
-            })
-            .collect();
-        eprint!("\r\x1b[2K{}", line.join(" | "));
-    }
-}
-
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -443,10 +481,26 @@ fn audit_log(path: Option<&Path>, pipeline: Option<&str>, json: bool) -> Result<
     } else if events.is_empty() {
         println!("no denials recorded");
     } else {
+        let mut purges = 0;
+        let mut reloads = 0;
         for e in &events {
+            let at = ferry_host::batch::rfc3339_micros(e.at_us);
+            if e.capability == PURGE_CAPABILITY && e.stage.is_empty() {
+                purges += 1;
+                println!(
+                    "{at}  {}  {}: {}  ({})",
+                    e.pipeline, e.capability, e.target, e.detail
+                );
+                continue;
+            }
+            if e.capability == "reload" {
+                reloads += 1;
+                println!("{at}  {}  reload {}: {}", e.pipeline, e.target, e.detail);
+                continue;
+            }
             println!(
                 "{}  {} / {} ({})  {}: {}  ({})",
-                ferry_host::batch::rfc3339_micros(e.at_us),
+                at,
                 e.pipeline,
                 e.stage,
                 &e.plugin_digest[..e.plugin_digest.len().min(12)],
@@ -455,30 +509,45 @@ fn audit_log(path: Option<&Path>, pipeline: Option<&str>, json: bool) -> Result<
                 e.detail
             );
         }
-        println!("{} denials", events.len());
+        let mut summary = format!("{} denials", events.len() - purges - reloads);
+        if purges > 0 {
+            summary.push_str(&format!(", {purges} dead-letter purges"));
+        }
+        if reloads > 0 {
+            summary.push_str(&format!(", {reloads} reloads"));
+        }
+        println!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The state databases a `dlq` path names.
 fn state_paths(path: Option<&Path>) -> Result<Vec<PathBuf>> {
+    Ok(state_targets(path)?.into_iter().map(|(p, _)| p).collect())
+}
+
+/// The state databases a `dlq` path names, each with the pipelines of the
+/// manifests that use it (none when the path names a database, or nothing).
+fn state_targets(path: Option<&Path>) -> Result<Vec<(PathBuf, Vec<String>)>> {
     let Some(path) = path else {
         let default = PathBuf::from(".ferry/state.db");
         if default.is_file() {
-            return Ok(vec![default]);
+            return Ok(vec![(default, Vec::new())]);
         }
         bail!(
             "no state database at ./.ferry/state.db; name the pipeline's manifest, e.g. `ferry dlq list examples/quickstart/pipeline.toml`"
         );
     };
     if path.is_file() && path.extension().is_none_or(|x| x != "toml") {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok(vec![(path.to_path_buf(), Vec::new())]);
     }
-    let mut out = Vec::new();
+    let mut out: Vec<(PathBuf, Vec<String>)> = Vec::new();
     for file in manifest_paths(path)? {
         let m: Manifest = ferry_manifest::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if !out.contains(&m.pipeline.state) {
-            out.push(m.pipeline.state.clone());
+        let name = m.pipeline.name.clone();
+        match out.iter_mut().find(|(p, _)| *p == m.pipeline.state) {
+            Some((_, pipelines)) => pipelines.push(name),
+            None => out.push((m.pipeline.state.clone(), vec![name])),
         }
     }
     Ok(out)
@@ -496,20 +565,8 @@ fn open_state(path: &Path) -> Result<SqliteState> {
 
 fn dlq(command: DlqCommand) -> Result<ExitCode> {
     match command {
-        DlqCommand::List {
-            path,
-            pipeline,
-            stage,
-            reason,
-            limit,
-            json,
-        } => {
-            let filter = DeadLetterFilter {
-                pipeline,
-                stage,
-                reason,
-                limit,
-            };
+        DlqCommand::List { path, filter, json } => {
+            let filter = filter.into_filter()?;
             let mut letters = Vec::new();
             for state in state_paths(path.as_deref())? {
                 letters.extend(open_state(&state)?.dead_letters(&filter)?);
@@ -522,23 +579,16 @@ fn dlq(command: DlqCommand) -> Result<ExitCode> {
             } else if letters.is_empty() {
                 println!("no dead letters");
             } else {
-                println!(
-                    "{:>6}  {:<22} {:<14} {:<10} {:<16} detail",
-                    "id", "pipeline", "stage", "reason", "key"
-                );
-                for l in &letters {
-                    let detail: String = l.detail.chars().take(100).collect();
-                    println!(
-                        "{:>6}  {:<22} {:<14} {:<10} {:<16} {}",
-                        l.id, l.pipeline, l.stage, l.reason, l.key, detail
-                    );
-                }
+                print_letters(&letters);
                 println!(
                     "{} dead letters; `ferry dlq show <id>` shows one in full",
                     letters.len()
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Purge { path, filter, yes } => {
+            purge(path.as_deref(), filter.into_filter()?, yes)
         }
         DlqCommand::Show { id, path, json } => {
             for state in state_paths(path.as_deref())? {
@@ -568,4 +618,100 @@ fn dlq(command: DlqCommand) -> Result<ExitCode> {
             bail!("no dead letter with id {id}")
         }
     }
+}
+
+fn print_letters(letters: &[DeadLetter]) {
+    println!(
+        "{:>6}  {:<22} {:<14} {:<10} {:<16} detail",
+        "id", "pipeline", "stage", "reason", "key"
+    );
+    for l in letters {
+        let detail: String = l.detail.chars().take(100).collect();
+        println!(
+            "{:>6}  {:<22} {:<14} {:<10} {:<16} {}",
+            l.id, l.pipeline, l.stage, l.reason, l.key, detail
+        );
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `ferry dlq purge`: counts without `--yes`, deletes with it.
+fn purge(path: Option<&Path>, filter: DeadLetterFilter, yes: bool) -> Result<ExitCode> {
+    // One purge per state database, or per pipeline when manifests name
+    // them: a state file can be shared by the manifests of a folder.
+    let mut jobs: Vec<(PathBuf, DeadLetterFilter)> = Vec::new();
+    for (state, pipelines) in state_targets(path)? {
+        if filter.pipeline.is_some() || pipelines.is_empty() {
+            jobs.push((state, filter.clone()));
+        } else {
+            for p in pipelines {
+                let scoped = DeadLetterFilter {
+                    pipeline: Some(p),
+                    ..filter.clone()
+                };
+                jobs.push((state.clone(), scoped));
+            }
+        }
+    }
+    let mut left = filter.limit.map(|l| l as u64);
+    let by = match std::env::var("USER").or_else(|_| std::env::var("USERNAME")) {
+        Ok(user) if !user.is_empty() => format!("`ferry dlq purge` run by {user}"),
+        _ => "`ferry dlq purge`".to_string(),
+    };
+    let mut total = 0u64;
+    let mut deleted: Vec<(PathBuf, DeadLetterFilter, Vec<DeadLetter>)> = Vec::new();
+    for (state, mut f) in jobs {
+        if left == Some(0) {
+            break;
+        }
+        f.limit = left.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+        let store = open_state(&state)?;
+        let n = if yes {
+            let letters = store.purge_dead_letters(&f, &by)?;
+            let n = letters.len() as u64;
+            deleted.push((state, f, letters));
+            n
+        } else {
+            let n = store.count_dead_letters(&f)?;
+            println!(
+                "would delete {n} dead letter{} from {} ({f})",
+                plural(n),
+                state.display()
+            );
+            n
+        };
+        total += n;
+        left = left.map(|l| l.saturating_sub(n));
+    }
+    if !yes {
+        println!("nothing deleted: run again with --yes to delete them");
+        return Ok(ExitCode::FAILURE);
+    }
+    let all: Vec<DeadLetter> = deleted
+        .iter()
+        .flat_map(|(_, _, letters)| letters.iter().cloned())
+        .collect();
+    if !all.is_empty() {
+        print_letters(&all);
+    }
+    for (state, f, letters) in &deleted {
+        let n = letters.len() as u64;
+        println!(
+            "deleted {n} dead letter{} from {} ({f}){}",
+            plural(n),
+            state.display(),
+            if n > 0 {
+                "; recorded in the audit log (`ferry audit-log`)"
+            } else {
+                ""
+            }
+        );
+    }
+    if deleted.len() > 1 {
+        println!("deleted {total} dead letter{} in all", plural(total));
+    }
+    Ok(ExitCode::SUCCESS)
 }

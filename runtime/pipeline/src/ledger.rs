@@ -138,6 +138,9 @@ impl Ledger {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

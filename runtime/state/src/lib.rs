@@ -2,25 +2,50 @@
 //! store and the record accounting.
 //!
 //! It also keeps the audit log: every access a plugin was refused at run
-//! time.
+//! time, and every purge of dead letters an operator made.
 //!
 //! Everything the runtime must remember across restarts goes through the
 //! [`StateStore`] trait. The default backend, [`SqliteState`], is an embedded
-//! SQLite database (WAL mode, `synchronous = FULL`), so a single-node ferry
-//! needs no server. A cluster backend (NATS JetStream) will implement the same
-//! trait later.
+//! SQLite database, so a single-node ferry needs no server. A cluster backend
+//! (NATS JetStream) will implement the same trait later.
 //!
 //! Why one trait with coarse, batch-sized operations: the pipeline commits a
 //! checkpoint together with the accounting it closes in one transaction, and
 //! writes a whole batch of dead letters in one transaction, so a crash leaves
 //! either the old or the new state and an fdatasync is paid per batch, never
 //! per record.
+//!
+//! # Crash safety of the SQLite file
+//!
+//! - **Durable commits.** The database runs in WAL mode with
+//!   `synchronous = FULL`: a transaction is in the log, fsynced, before its
+//!   commit returns, so a commit that returned survives a crash or a power
+//!   loss, and one that did not leaves no trace (a torn log tail fails its
+//!   checksums and is ignored). Both settings are read back at open; on a
+//!   file system where WAL cannot work SQLite keeps its rollback journal,
+//!   which is as safe with `synchronous = FULL`.
+//! - **Checked at open.** `PRAGMA quick_check` (every page and b-tree of the
+//!   file, without the slower cross-check of indexes against tables) and a
+//!   check of the schema: ferry's application id, a schema version this
+//!   ferry knows, and every table and column it uses. A damaged file is
+//!   refused with [`StateError::Corrupt`], whose message names the file and
+//!   says what to do: restore a backup, or move it aside to start over,
+//!   which reads every source again from its beginning (records delivered
+//!   twice, none lost). A damaged record *inside* an intact page is not
+//!   seen at open: it fails when it is read, with [`StateError::Decode`].
+//! - **Checked at every commit.** The records a checkpoint closes must
+//!   balance (`read = written + dead_lettered + filtered`; none is still in
+//!   flight once its batch is closed), the run they belong to must exist,
+//!   and the run's totals must balance after the update; otherwise the
+//!   commit is refused with [`StateError::Accounting`] and nothing of it
+//!   lands.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 /// Errors of the state store.
@@ -57,12 +82,52 @@ pub enum StateError {
     },
     /// The database file is damaged.
     #[error(
-        "state database {path} is damaged ({detail}); move it aside to start over (records would be read again from the start)"
+        "state database {path} is damaged ({detail}); ferry will not run on it. Restore it from a backup, or move it aside to start over: `mv {path} {path}.damaged`, with its -wal and -shm files if there are any. Starting over reads every source again from its beginning: records may be delivered twice, none is lost; the old dead letters and runs stay in the moved file"
     )]
     Corrupt {
         /// The database file.
         path: PathBuf,
-        /// What the integrity check said.
+        /// What the integrity or schema check said.
+        detail: String,
+    },
+    /// The file is an SQLite database, but not one of ferry's.
+    #[error(
+        "{path} is not a ferry state database ({detail}); ferry leaves it as it is: point the pipeline's `state` at another file"
+    )]
+    NotFerry {
+        /// The database file.
+        path: PathBuf,
+        /// Why not.
+        detail: String,
+    },
+    /// The database was written by a newer ferry.
+    #[error(
+        "state database {path} was written by a newer ferry (schema version {found}; this ferry knows up to {known}); run it with that ferry, or restore a backup this one wrote"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest version this ferry knows.
+        known: i64,
+    },
+    /// SQLite would not make commits durable.
+    #[error("state database {path} cannot be made crash-safe: {detail}")]
+    Durability {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite kept.
+        detail: String,
+    },
+    /// A commit would leave records unaccounted for; nothing of it landed.
+    #[error(
+        "state database {path}: the accounting does not balance ({detail}); the checkpoint was not committed, so these records will be read again. This is a bug in ferry: please report it"
+    )]
+    Accounting {
+        /// The database file.
+        path: PathBuf,
+        /// What does not add up.
         detail: String,
     },
     /// A stored value could not be decoded.
@@ -143,7 +208,9 @@ pub struct DeadLetter {
     pub created_at_us: i64,
 }
 
-/// Something a plugin was refused at run time, for security review.
+/// Something a plugin was refused at run time, for security review; or an
+/// operator's purge of dead letters (capability [`PURGE_CAPABILITY`], no
+/// stage and no plugin digest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Its id in the store (0 before it is stored).
@@ -164,7 +231,10 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
-/// Which dead letters to list.
+/// The capability of the audit event a purge of dead letters leaves.
+pub const PURGE_CAPABILITY: &str = "dlq-purge";
+
+/// Which dead letters to list, count or purge.
 #[derive(Debug, Clone, Default)]
 pub struct DeadLetterFilter {
     /// Only this pipeline.
@@ -173,8 +243,45 @@ pub struct DeadLetterFilter {
     pub stage: Option<String>,
     /// Only this reason category.
     pub reason: Option<String>,
-    /// At most this many, newest last.
+    /// Only those stored at or after this time (microseconds since the Unix
+    /// epoch).
+    pub since_us: Option<i64>,
+    /// Only those stored before this time (microseconds since the Unix
+    /// epoch).
+    pub until_us: Option<i64>,
+    /// At most this many, the oldest ones.
     pub limit: Option<usize>,
+}
+
+impl std::fmt::Display for DeadLetterFilter {
+    /// The filter as an operator would read it: `stage=rules
+    /// until=2026-11-20T00:00:00Z`, or `every dead letter`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (name, value) in [
+            ("pipeline", &self.pipeline),
+            ("stage", &self.stage),
+            ("reason", &self.reason),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{name}={v}"));
+            }
+        }
+        if let Some(t) = self.since_us {
+            parts.push(format!("since={}", rfc3339(t)));
+        }
+        if let Some(t) = self.until_us {
+            parts.push(format!("until={}", rfc3339(t)));
+        }
+        if let Some(n) = self.limit {
+            parts.push(format!("limit={n}"));
+        }
+        if parts.is_empty() {
+            f.write_str("every dead letter")
+        } else {
+            f.write_str(&parts.join(" "))
+        }
+    }
 }
 
 /// A finished or running run of a pipeline.
@@ -200,7 +307,10 @@ pub trait StateStore: Send + Sync {
     fn checkpoint(&self, pipeline: &str, source: &str) -> Result<Option<Vec<u8>>, StateError>;
 
     /// Commits a source checkpoint together with the accounting of the records
-    /// it closes, in one transaction: both land or neither does.
+    /// it closes, in one transaction: both land or neither does. Refuses
+    /// ([`StateError::Accounting`]) accounting that does not balance, a run
+    /// that does not exist, and an update after which the run's totals would
+    /// not balance.
     fn commit(
         &self,
         run: i64,
@@ -215,6 +325,21 @@ pub trait StateStore: Send + Sync {
 
     /// Lists dead letters, oldest first.
     fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StateError>;
+
+    /// How many dead letters `filter` selects (what
+    /// [`dead_letters`](Self::dead_letters) would list).
+    fn count_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64, StateError>;
+
+    /// Deletes the dead letters `filter` selects and records the purge in
+    /// the audit log (one event per pipeline, capability
+    /// [`PURGE_CAPABILITY`], naming `by`, the filter, and the ids deleted),
+    /// in one transaction. Returns what it deleted, oldest first; a purge
+    /// that matches nothing changes nothing.
+    fn purge_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        by: &str,
+    ) -> Result<Vec<DeadLetter>, StateError>;
 
     /// One dead letter by id.
     fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError>;
@@ -243,6 +368,64 @@ pub struct SqliteState {
     path: PathBuf,
     conn: Mutex<Connection>,
 }
+
+/// `PRAGMA application_id` of a ferry state database ("FRRY").
+pub const APPLICATION_ID: i64 = 0x4652_5259;
+
+/// `PRAGMA user_version` of the tables below. Files made before versions
+/// were stamped have 0 and these same tables. A change to the tables bumps
+/// this number and adds a migration to `SqliteState::check_schema`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Every table ferry uses and the columns it reads and writes.
+const TABLES: &[(&str, &[&str])] = &[
+    (
+        "checkpoints",
+        &["pipeline", "source", "checkpoint", "updated_at_us"],
+    ),
+    (
+        "runs",
+        &[
+            "id",
+            "pipeline",
+            "started_at_us",
+            "finished_at_us",
+            "read",
+            "written",
+            "dead_lettered",
+            "filtered",
+            "status",
+        ],
+    ),
+    (
+        "dead_letters",
+        &[
+            "id",
+            "pipeline",
+            "stage",
+            "plugin_digest",
+            "reason",
+            "detail",
+            "key",
+            "record",
+            "attempts",
+            "created_at_us",
+        ],
+    ),
+    (
+        "audit_events",
+        &[
+            "id",
+            "at_us",
+            "pipeline",
+            "stage",
+            "plugin_digest",
+            "capability",
+            "target",
+            "detail",
+        ],
+    ),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -297,8 +480,9 @@ pub fn now_us() -> i64 {
 }
 
 impl SqliteState {
-    /// Opens (or creates) the database at `path`, creating its folder, and
-    /// checks its integrity.
+    /// Opens (or creates) the database at `path`, creating its folder; makes
+    /// its commits durable and checks its pages and its schema (see the
+    /// crate docs). A damaged file is [`StateError::Corrupt`].
     pub fn open(path: &Path) -> Result<Self, StateError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StateError::Folder {
@@ -344,25 +528,147 @@ impl SqliteState {
     }
 
     fn init(&self) -> Result<(), StateError> {
-        let conn = self.lock();
-        conn.pragma_update(None, "journal_mode", "WAL")
+        let mut conn = self.lock();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(self.q("setting busy timeout"))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(self.q("setting WAL mode"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(self.q("setting synchronous mode"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(self.q("setting busy timeout"))?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(self.q("checking integrity"))?;
-        if check != "ok" {
-            return Err(StateError::Corrupt {
+        let synchronous: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .map_err(self.q("reading synchronous mode"))?;
+        // `memory` is an in-memory database's; the rollback journals are what
+        // SQLite keeps where WAL cannot work. All are transactional.
+        let journaled = matches!(
+            mode.to_ascii_lowercase().as_str(),
+            "wal" | "delete" | "truncate" | "persist" | "memory"
+        );
+        // 2 is FULL, 3 EXTRA.
+        if !journaled || synchronous < 2 {
+            return Err(StateError::Durability {
                 path: self.path.clone(),
-                detail: check,
+                detail: format!("journal_mode = {mode}, synchronous = {synchronous}"),
             });
         }
-        conn.execute_batch(SCHEMA)
-            .map_err(self.q("creating tables"))?;
-        Ok(())
+        self.check_integrity(&conn)?;
+        self.check_schema(&mut conn)
+    }
+
+    /// `PRAGMA quick_check`: every page and b-tree of the file.
+    fn check_integrity(&self, conn: &Connection) -> Result<(), StateError> {
+        let what = "checking integrity";
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check(5)")
+            .map_err(self.q(what))?;
+        let problems = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.q(what))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.q(what))?;
+        if problems.len() == 1 && problems.first().is_some_and(|p| p == "ok") {
+            return Ok(());
+        }
+        Err(StateError::Corrupt {
+            path: self.path.clone(),
+            detail: problems.join("; ").replace('\n', " "),
+        })
+    }
+
+    /// Creates the tables in a new file, stamps a file from before schema
+    /// versions, and checks that the file holds ferry's tables as this ferry
+    /// knows them.
+    fn check_schema(&self, conn: &mut Connection) -> Result<(), StateError> {
+        let what = "checking the schema";
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.q(what))?;
+        let app: i64 = tx
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(self.q(what))?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.q(what))?;
+        if app != 0 && app != APPLICATION_ID {
+            return Err(StateError::NotFerry {
+                path: self.path.clone(),
+                detail: format!("its application id is {app:#x}, ferry's is {APPLICATION_ID:#x}"),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            // A new file, or one from before versions were stamped: it may
+            // hold ferry's tables and nothing else.
+            let unknown: Vec<String> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                    )
+                    .map_err(self.q(what))?;
+                stmt.query_map([], |r| r.get::<_, String>(0))
+                    .map_err(self.q(what))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(self.q(what))?
+                    .into_iter()
+                    .filter(|t| !TABLES.iter().any(|(name, _)| name == t))
+                    .collect()
+            };
+            if !unknown.is_empty() {
+                return Err(StateError::NotFerry {
+                    path: self.path.clone(),
+                    detail: format!("it holds tables ferry does not use: {}", unknown.join(", ")),
+                });
+            }
+            tx.execute_batch(SCHEMA)
+                .map_err(self.q("creating tables"))?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(self.q("stamping the schema version"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(self.q("stamping the schema version"))?;
+        }
+        for (table, columns) in TABLES {
+            let have: Vec<String> = {
+                let mut stmt = tx
+                    .prepare("SELECT name FROM pragma_table_info(?1)")
+                    .map_err(self.q(what))?;
+                stmt.query_map(params![table], |r| r.get::<_, String>(0))
+                    .map_err(self.q(what))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(self.q(what))?
+            };
+            let missing: Vec<&str> = columns
+                .iter()
+                .filter(|c| !have.iter().any(|h| h == *c))
+                .copied()
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let detail = if have.is_empty() {
+                format!("its table `{table}` is missing")
+            } else {
+                format!("its table `{table}` lacks {}", missing.join(", "))
+            };
+            return Err(StateError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            });
+        }
+        tx.commit().map_err(self.q(what))
+    }
+
+    fn accounting_error(&self, detail: String) -> StateError {
+        StateError::Accounting {
+            path: self.path.clone(),
+            detail,
+        }
     }
 
     fn row_to_letter(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<(DeadLetter, String)> {
@@ -391,6 +697,119 @@ impl SqliteState {
         })?;
         Ok(letter)
     }
+
+    /// The dead letters `filter` selects, oldest first. `lenient` keeps a
+    /// record that is not JSON as a string instead of failing (a purge must
+    /// be able to delete it).
+    fn select_letters(
+        &self,
+        conn: &Connection,
+        filter: &DeadLetterFilter,
+        lenient: bool,
+    ) -> Result<Vec<DeadLetter>, StateError> {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {LETTER_COLUMNS} FROM dead_letters WHERE {LETTER_FILTER} ORDER BY id LIMIT ?6"
+            ))
+            .map_err(self.q("listing dead letters"))?;
+        let rows = stmt
+            .query_map(filter_params(filter), |r| self.row_to_letter(r))
+            .map_err(self.q("listing dead letters"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row.map_err(self.q("reading a dead letter"))?;
+            out.push(if lenient {
+                let (mut letter, text) = row;
+                letter.record =
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+                letter
+            } else {
+                self.decode(row)?
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The `WHERE` clause of a [`DeadLetterFilter`]; `?6` is its limit.
+const LETTER_FILTER: &str =
+    "(?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR stage = ?2) AND (?3 IS NULL OR reason = ?3)
+     AND (?4 IS NULL OR created_at_us >= ?4) AND (?5 IS NULL OR created_at_us < ?5)";
+
+/// The parameters of [`LETTER_FILTER`]: pipeline, stage, reason, since,
+/// until, and the limit (-1 for none).
+type FilterParams<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+fn filter_params(filter: &DeadLetterFilter) -> FilterParams<'_> {
+    let limit = filter
+        .limit
+        .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+        .unwrap_or(-1);
+    (
+        filter.pipeline.as_deref(),
+        filter.stage.as_deref(),
+        filter.reason.as_deref(),
+        filter.since_us,
+        filter.until_us,
+        limit,
+    )
+}
+
+/// Ids as ranges (`3-5, 9`), at most 20 of them.
+fn id_ranges(ids: &[i64]) -> String {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &id in ids {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == id => *end = id,
+            _ => ranges.push((id, id)),
+        }
+    }
+    let mut out = ranges
+        .iter()
+        .take(20)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ranges.len() > 20 {
+        out.push_str(&format!(" and {} more ranges", ranges.len() - 20));
+    }
+    out
+}
+
+/// Microseconds since the Unix epoch as RFC 3339 UTC.
+fn rfc3339(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+    if micros == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
+    }
 }
 
 const LETTER_COLUMNS: &str =
@@ -416,6 +835,12 @@ impl StateStore for SqliteState {
         checkpoint: &[u8],
         closed: &Accounting,
     ) -> Result<(), StateError> {
+        if !closed.balances() {
+            return Err(self.accounting_error(format!(
+                "the {} records a checkpoint of `{pipeline}`/`{source}` closes are not all accounted for: written={} dead_lettered={} filtered={}",
+                closed.read, closed.written, closed.dead_lettered, closed.filtered
+            )));
+        }
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(self.q("starting a commit"))?;
         tx.execute(
@@ -424,17 +849,40 @@ impl StateStore for SqliteState {
             params![pipeline, source, checkpoint, now_us()],
         )
         .map_err(self.q("writing a checkpoint"))?;
-        tx.execute(
-            "UPDATE runs SET read = read + ?2, written = written + ?3, dead_lettered = dead_lettered + ?4, filtered = filtered + ?5 WHERE id = ?1",
-            params![
-                run,
-                closed.read as i64,
-                closed.written as i64,
-                closed.dead_lettered as i64,
-                closed.filtered as i64
-            ],
-        )
-        .map_err(self.q("updating the accounting"))?;
+        let updated = tx
+            .execute(
+                "UPDATE runs SET read = read + ?2, written = written + ?3, dead_lettered = dead_lettered + ?4, filtered = filtered + ?5 WHERE id = ?1",
+                params![
+                    run,
+                    closed.read as i64,
+                    closed.written as i64,
+                    closed.dead_lettered as i64,
+                    closed.filtered as i64
+                ],
+            )
+            .map_err(self.q("updating the accounting"))?;
+        // Returning early drops `tx`, which rolls the checkpoint back.
+        if updated != 1 {
+            return Err(self.accounting_error(format!(
+                "run {run} of `{pipeline}` is not in the runs table, so the accounting of {} records would be lost",
+                closed.read
+            )));
+        }
+        let (read, written, dead_lettered, filtered): (i64, i64, i64, i64) = tx
+            .query_row(
+                "SELECT read, written, dead_lettered, filtered FROM runs WHERE id = ?1",
+                params![run],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(self.q("reading the accounting"))?;
+        let accounted = written
+            .checked_add(dead_lettered)
+            .and_then(|n| n.checked_add(filtered));
+        if written < 0 || dead_lettered < 0 || filtered < 0 || accounted != Some(read) {
+            return Err(self.accounting_error(format!(
+                "run {run} of `{pipeline}` would total read={read} written={written} dead_lettered={dead_lettered} filtered={filtered}"
+            )));
+        }
         tx.commit().map_err(self.q("committing a checkpoint"))
     }
 
@@ -478,25 +926,75 @@ impl StateStore for SqliteState {
 
     fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StateError> {
         let conn = self.lock();
-        let limit = filter.limit.map(|l| l as i64).unwrap_or(-1);
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {LETTER_COLUMNS} FROM dead_letters
-                 WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR stage = ?2) AND (?3 IS NULL OR reason = ?3)
-                 ORDER BY id LIMIT ?4"
-            ))
-            .map_err(self.q("listing dead letters"))?;
-        let rows = stmt
-            .query_map(
-                params![filter.pipeline, filter.stage, filter.reason, limit],
-                |r| self.row_to_letter(r),
+        self.select_letters(&conn, filter, false)
+    }
+
+    fn count_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64, StateError> {
+        let n: i64 = self
+            .lock()
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM (SELECT id FROM dead_letters WHERE {LETTER_FILTER} ORDER BY id LIMIT ?6)"
+                ),
+                filter_params(filter),
+                |r| r.get(0),
             )
-            .map_err(self.q("listing dead letters"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(self.decode(row.map_err(self.q("reading a dead letter"))?)?);
+            .map_err(self.q("counting dead letters"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn purge_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        by: &str,
+    ) -> Result<Vec<DeadLetter>, StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.q("starting a purge"))?;
+        let letters = self.select_letters(&tx, filter, true)?;
+        if letters.is_empty() {
+            return Ok(letters);
         }
-        Ok(out)
+        {
+            let mut delete = tx
+                .prepare("DELETE FROM dead_letters WHERE id = ?1")
+                .map_err(self.q("purging dead letters"))?;
+            for l in &letters {
+                delete
+                    .execute(params![l.id])
+                    .map_err(self.q("purging dead letters"))?;
+            }
+        }
+        let mut by_pipeline: BTreeMap<&str, Vec<&DeadLetter>> = BTreeMap::new();
+        for l in &letters {
+            by_pipeline.entry(&l.pipeline).or_default().push(l);
+        }
+        let now = now_us();
+        let target = filter.to_string();
+        for (pipeline, deleted) in by_pipeline {
+            let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+            for l in &deleted {
+                *reasons.entry(&l.reason).or_default() += 1;
+            }
+            let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let ids: Vec<i64> = deleted.iter().map(|l| l.id).collect();
+            let detail = format!(
+                "{by} deleted {} dead letter{} (ids {}; {})",
+                deleted.len(),
+                if deleted.len() == 1 { "" } else { "s" },
+                id_ranges(&ids),
+                reasons.join(", ")
+            );
+            tx.execute(
+                "INSERT INTO audit_events (at_us, pipeline, stage, plugin_digest, capability, target, detail)
+                 VALUES (?1, ?2, '', '', ?3, ?4, ?5)",
+                params![now, pipeline, PURGE_CAPABILITY, target, detail],
+            )
+            .map_err(self.q("recording a purge in the audit log"))?;
+        }
+        tx.commit().map_err(self.q("committing a purge"))?;
+        Ok(letters)
     }
 
     fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError> {
@@ -731,5 +1229,479 @@ mod tests {
             ),
             Ok(_) => unreachable!("a garbage file opened as a database"),
         }
+    }
+
+    fn temp() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("state.db");
+        (dir, path)
+    }
+
+    fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+        let mut s = path.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    }
+
+    /// What a real run leaves: checkpoints, accounting, a few hundred dead
+    /// letters and an audit event; then the last connection closes, which
+    /// moves the write-ahead log into the file.
+    fn populate(path: &Path) {
+        let s = SqliteState::open(path).expect("opens");
+        let run = s.start_run("p").expect("a run");
+        for i in 0..30u64 {
+            let letters: Vec<DeadLetter> = (0..10)
+                .map(|j| {
+                    let mut l = letter("rules", "invalid", &format!("k{i}-{j}"));
+                    l.record = serde_json::json!({ "id": i * 10 + j, "note": "x".repeat(200) });
+                    l
+                })
+                .collect();
+            s.add_dead_letters(&letters).expect("dead letters");
+            let closed = Accounting {
+                read: 20,
+                written: 10,
+                dead_lettered: 10,
+                filtered: 0,
+            };
+            s.commit(run, "p", "src", &i.to_be_bytes(), &closed)
+                .expect("commit");
+        }
+        s.record_audit(&AuditEvent {
+            id: 0,
+            at_us: 0,
+            pipeline: "p".into(),
+            stage: "src".into(),
+            plugin_digest: "d".into(),
+            capability: "network".into(),
+            target: "tcp connect 10.0.0.1:80".into(),
+            detail: "no grant names it".into(),
+        })
+        .expect("audit");
+        s.finish_run(run, "finished").expect("finish");
+        drop(s);
+        assert!(
+            !sidecar(path, "-wal").exists(),
+            "the log was not checkpointed into the file"
+        );
+    }
+
+    /// The message a damaged file gets, around SQLite's own words.
+    fn assert_refused_as_damaged(path: &Path) {
+        let e = match SqliteState::open(path) {
+            Err(e) => e,
+            Ok(_) => unreachable!("a damaged file opened"),
+        };
+        assert!(matches!(e, StateError::Corrupt { .. }), "{e:?}");
+        let p = path.display();
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("state database {p} is damaged (")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!(
+                "); ferry will not run on it. Restore it from a backup, or move it aside to start over: `mv {p} {p}.damaged`, with its -wal and -shm files if there are any. Starting over reads every source again from its beginning: records may be delivered twice, none is lost; the old dead letters and runs stay in the moved file"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn commits_are_durable_wal_with_synchronous_full_and_the_file_is_stamped() {
+        let (_dir, path) = temp();
+        let s = SqliteState::open(&path).expect("opens");
+        let conn = s.lock();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal_mode");
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("synchronous");
+        let app: i64 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .expect("application_id");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(
+            (mode.as_str(), sync, app, version),
+            ("wal", 2, APPLICATION_ID, SCHEMA_VERSION)
+        );
+    }
+
+    #[test]
+    fn garbage_written_into_the_middle_of_a_used_file_is_refused() {
+        let (_dir, path) = temp();
+        populate(&path);
+        let mut bytes = std::fs::read(&path).expect("read");
+        assert!(bytes.len() > 64 * 1024, "{} bytes", bytes.len());
+        let mid = bytes.len() / 2;
+        let mut x: u32 = 0x9E37_79B9;
+        for b in &mut bytes[mid..mid + 8192] {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        assert_refused_as_damaged(&path);
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused() {
+        let (_dir, path) = temp();
+        populate(&path);
+        let whole = std::fs::read(&path).expect("read");
+        // Half of it, all but its last page, a page and a bit, part of the header.
+        for len in [whole.len() / 2, whole.len() - 4096, 5000, 60] {
+            std::fs::write(&path, &whole[..len]).expect("truncate");
+            assert_refused_as_damaged(&path);
+        }
+        std::fs::write(&path, &whole).expect("restore");
+        let s = SqliteState::open(&path).expect("the intact file opens");
+        assert_eq!(
+            s.checkpoint("p", "src").expect("read"),
+            Some(29u64.to_be_bytes().to_vec())
+        );
+        assert_eq!(
+            s.count_dead_letters(&DeadLetterFilter::default())
+                .expect("count"),
+            300
+        );
+    }
+
+    #[test]
+    fn a_file_written_by_a_newer_ferry_is_refused() {
+        let (_dir, path) = temp();
+        drop(SqliteState::open(&path).expect("opens"));
+        let conn = Connection::open(&path).expect("raw");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        let e = SqliteState::open(&path).err().expect("refused");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "state database {} was written by a newer ferry (schema version 2; this ferry knows up to 1); run it with that ferry, or restore a backup this one wrote",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn another_applications_database_is_refused_and_left_as_it_is() {
+        let (_dir, path) = temp();
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);")
+            .expect("theirs");
+        drop(conn);
+        let e = SqliteState::open(&path).err().expect("refused");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is not a ferry state database (it holds tables ferry does not use: customers); ferry leaves it as it is: point the pipeline's `state` at another file",
+                path.display()
+            )
+        );
+        let conn = Connection::open(&path).expect("raw");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("tables");
+        assert_eq!(tables, ["customers"]);
+        conn.pragma_update(None, "application_id", 0x1234)
+            .expect("id");
+        conn.execute_batch("DROP TABLE customers").expect("drop");
+        drop(conn);
+        let e = SqliteState::open(&path).err().expect("refused");
+        assert!(matches!(e, StateError::NotFerry { .. }), "{e}");
+        assert!(
+            e.to_string().contains("its application id is 0x1234"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_from_before_schema_versions_is_stamped_and_kept() {
+        let (_dir, path) = temp();
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch(SCHEMA)
+            .expect("the tables of an older ferry");
+        conn.execute(
+            "INSERT INTO checkpoints (pipeline, source, checkpoint, updated_at_us) VALUES ('p', 'src', x'2a', 1)",
+            [],
+        )
+        .expect("a checkpoint");
+        drop(conn);
+        let s = SqliteState::open(&path).expect("opens");
+        assert_eq!(s.checkpoint("p", "src").expect("read"), Some(vec![0x2a]));
+        let version: i64 = s
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_table_without_a_column_ferry_uses_is_damage() {
+        let (_dir, path) = temp();
+        drop(SqliteState::open(&path).expect("opens"));
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch(
+            "DROP TABLE audit_events; CREATE TABLE audit_events (id INTEGER PRIMARY KEY, at_us INTEGER, pipeline TEXT, stage TEXT, plugin_digest TEXT, capability TEXT);",
+        )
+        .expect("damage");
+        drop(conn);
+        assert_refused_as_damaged(&path);
+        let e = SqliteState::open(&path).err().expect("refused");
+        assert!(
+            e.to_string()
+                .contains("(its table `audit_events` lacks target, detail)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_commit_that_does_not_balance_is_refused_and_lands_nothing() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        let run = s.start_run("p").expect("run");
+        let e = s
+            .commit(
+                run,
+                "p",
+                "src",
+                b"cp",
+                &Accounting {
+                    read: 5,
+                    written: 3,
+                    dead_lettered: 1,
+                    filtered: 0,
+                },
+            )
+            .expect_err("refused");
+        assert!(matches!(e, StateError::Accounting { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "state database :memory:: the accounting does not balance (the 5 records a checkpoint of `p`/`src` closes are not all accounted for: written=3 dead_lettered=1 filtered=0); the checkpoint was not committed, so these records will be read again. This is a bug in ferry: please report it"
+        );
+        assert_eq!(s.checkpoint("p", "src").expect("read"), None);
+        assert_eq!(
+            s.run(run).expect("read").map(|r| r.accounting),
+            Some(Accounting::default())
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_never_lands_without_its_accounting() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        let run = s.start_run("p").expect("run");
+        let closed = Accounting {
+            read: 2,
+            written: 2,
+            ..Default::default()
+        };
+        s.commit(run, "p", "src", b"one", &closed).expect("commit");
+        // The run is gone: the accounting has nowhere to land, so the
+        // checkpoint written before it in the transaction rolls back.
+        let e = s
+            .commit(run + 1, "p", "src", b"two", &closed)
+            .expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("run 2 of `p` is not in the runs table, so the accounting of 2 records would be lost"),
+            "{e}"
+        );
+        assert_eq!(
+            s.checkpoint("p", "src").expect("read"),
+            Some(b"one".to_vec())
+        );
+        // Totals that no longer balance are caught at the next commit.
+        s.lock()
+            .execute(
+                "UPDATE runs SET written = written + 1 WHERE id = ?1",
+                params![run],
+            )
+            .expect("tamper");
+        let e = s
+            .commit(run, "p", "src", b"three", &closed)
+            .expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("run 1 of `p` would total read=4 written=5 dead_lettered=0 filtered=0"),
+            "{e}"
+        );
+        assert_eq!(
+            s.checkpoint("p", "src").expect("read"),
+            Some(b"one".to_vec())
+        );
+    }
+
+    fn at(mut l: DeadLetter, pipeline: &str, us: i64) -> DeadLetter {
+        l.pipeline = pipeline.into();
+        l.created_at_us = us;
+        l
+    }
+
+    fn keys(letters: &[DeadLetter]) -> Vec<&str> {
+        letters.iter().map(|l| l.key.as_str()).collect()
+    }
+
+    #[test]
+    fn dead_letters_filter_by_time_since_inclusive_until_exclusive() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        s.add_dead_letters(&[
+            at(letter("rules", "invalid", "a"), "p", 1_000),
+            at(letter("rules", "invalid", "b"), "p", 2_000),
+            at(letter("rules", "invalid", "c"), "p", 3_000),
+        ])
+        .expect("add");
+        let f = |since_us, until_us| DeadLetterFilter {
+            since_us,
+            until_us,
+            ..Default::default()
+        };
+        let cases = [
+            (f(Some(2_000), None), vec!["b", "c"]),
+            (f(None, Some(2_000)), vec!["a"]),
+            (f(Some(1_500), Some(3_000)), vec!["b"]),
+            (f(Some(3_001), None), vec![]),
+        ];
+        for (filter, want) in cases {
+            let got = s.dead_letters(&filter).expect("list");
+            assert_eq!(keys(&got), want, "{filter}");
+            assert_eq!(
+                s.count_dead_letters(&filter).expect("count"),
+                want.len() as u64
+            );
+        }
+    }
+
+    #[test]
+    fn a_purge_deletes_exactly_what_the_filter_lists_and_is_audited() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        s.add_dead_letters(&[
+            at(letter("rules", "invalid", "a"), "p", 1_000),
+            at(letter("rules", "invalid", "b"), "p", 2_000),
+            at(letter("out", "rejected", "c"), "p", 2_100),
+            at(letter("rules", "trap", "d"), "q", 2_200),
+            at(letter("rules", "invalid", "e"), "p", 9_000),
+        ])
+        .expect("add");
+        let filter = DeadLetterFilter {
+            stage: Some("rules".into()),
+            until_us: Some(2_500),
+            ..Default::default()
+        };
+        let listed = s.dead_letters(&filter).expect("list");
+        assert_eq!(keys(&listed), ["a", "b", "d"]);
+        assert_eq!(s.count_dead_letters(&filter).expect("count"), 3);
+        let purged = s.purge_dead_letters(&filter, "tester").expect("purge");
+        assert_eq!(purged, listed);
+        let left = s.dead_letters(&DeadLetterFilter::default()).expect("list");
+        assert_eq!(keys(&left), ["c", "e"]);
+
+        let events = s.audit_events(None).expect("audit");
+        let got: Vec<(&str, &str, &str, &str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.pipeline.as_str(),
+                    e.stage.as_str(),
+                    e.capability.as_str(),
+                    e.target.as_str(),
+                    e.detail.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "p",
+                    "",
+                    PURGE_CAPABILITY,
+                    "stage=rules until=1970-01-01T00:00:00.002500Z",
+                    "tester deleted 2 dead letters (ids 1-2; invalid 2)"
+                ),
+                (
+                    "q",
+                    "",
+                    PURGE_CAPABILITY,
+                    "stage=rules until=1970-01-01T00:00:00.002500Z",
+                    "tester deleted 1 dead letter (ids 4; trap 1)"
+                ),
+            ]
+        );
+        assert!(events.iter().all(|e| e.at_us > 0));
+
+        // Nothing matches: nothing changes, nothing is recorded.
+        assert!(
+            s.purge_dead_letters(&filter, "tester")
+                .expect("purge")
+                .is_empty()
+        );
+        assert_eq!(s.audit_events(None).expect("audit").len(), 2);
+
+        // A limit takes the oldest.
+        let oldest = DeadLetterFilter {
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(s.count_dead_letters(&oldest).expect("count"), 1);
+        let purged = s.purge_dead_letters(&oldest, "tester").expect("purge");
+        assert_eq!(keys(&purged), ["c"]);
+        assert_eq!(
+            keys(&s.dead_letters(&DeadLetterFilter::default()).expect("list")),
+            ["e"]
+        );
+    }
+
+    #[test]
+    fn a_purge_deletes_a_dead_letter_whose_record_no_longer_decodes() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        s.add_dead_letters(&[letter("rules", "invalid", "a")])
+            .expect("add");
+        s.lock()
+            .execute("UPDATE dead_letters SET record = '{not json'", [])
+            .expect("damage");
+        let all = DeadLetterFilter::default();
+        assert!(matches!(
+            s.dead_letters(&all),
+            Err(StateError::Decode { .. })
+        ));
+        let purged = s.purge_dead_letters(&all, "tester").expect("purge");
+        assert_eq!(
+            purged.first().map(|l| l.record.clone()),
+            Some(serde_json::json!("{not json"))
+        );
+        assert_eq!(s.count_dead_letters(&all).expect("count"), 0);
+    }
+
+    #[test]
+    fn filters_and_ids_read_as_an_operator_would_write_them() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_766_400_000_000), "2026-11-27T08:00:00Z");
+        assert_eq!(rfc3339(951_868_799_000_001), "2000-02-29T23:59:59.000001Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(DeadLetterFilter::default().to_string(), "every dead letter");
+        let f = DeadLetterFilter {
+            pipeline: Some("p".into()),
+            reason: Some("trap".into()),
+            since_us: Some(1_795_766_400_000_000),
+            limit: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            f.to_string(),
+            "pipeline=p reason=trap since=2026-11-27T08:00:00Z limit=3"
+        );
+        assert_eq!(id_ranges(&[1, 2, 3, 5, 7, 8]), "1-3, 5, 7-8");
+        let many: Vec<i64> = (0..50).map(|i| i * 2).collect();
+        assert!(
+            id_ranges(&many).ends_with("38 and 30 more ranges"),
+            "{}",
+            id_ranges(&many)
+        );
     }
 }
