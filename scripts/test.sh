@@ -14,6 +14,9 @@ bash scripts/deny.sh
 echo "== plugins: unit tests (host target)"
 (cd plugins && cargo test --quiet)
 
+echo "== plugins: Python and JavaScript components (installs componentize-py and the npm tools)"
+bash scripts/polyglot.sh
+
 echo "== runtime: build the ferry binary the integration tests drive"
 cargo build -p ferry-cli
 

@@ -125,7 +125,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name();
-        if name == "target" || name == "dist" {
+        if name == "target" || name == "dist" || name == "node_modules" {
             continue;
         }
         if p.is_dir() {

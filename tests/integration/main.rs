@@ -15,6 +15,7 @@ mod manifest_errors;
 mod pipeline;
 mod plugin_cli;
 mod plugins;
+mod polyglot;
 mod quickstart;
 mod reload;
 
