@@ -63,7 +63,70 @@ fn an_instance_for_the_wrong_world_is_refused() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("does not export `ferry:plugin/sink@0.1.0`"),
+        err.contains("does not export `ferry:plugin/sink@0.1.1`"),
         "{err}"
+    );
+}
+
+/// A component built against `ferry:plugin@0.1.0` (kept in
+/// tests/fixtures/contract-0.1.0) loads in this host (0.1.1) and works in a
+/// pipeline: the contract's releases of one line only add.
+#[test]
+fn a_plugin_built_against_an_older_contract_keeps_working() {
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/contract-0.1.0/passthrough.wasm");
+    let component = Component::load(crate::support::runtime(), &old).expect("loads");
+    let info = component.info();
+    assert!(
+        info.exports
+            .iter()
+            .any(|e| e == "ferry:plugin/mapper@0.1.0"),
+        "it is an old build: {:?}",
+        info.exports
+    );
+    assert_ne!(ferry_host::CONTRACT_VERSION, "0.1.0");
+    assert!(component.exports(ferry_host::PluginWorld::Mapper));
+
+    let s = crate::support::Sandbox::new();
+    s.write(
+        "in/a.jsonl",
+        "{\"id\":\"1\",\"n\":1}\n{\"id\":\"2\",\"n\":2}\n",
+    );
+    s.manifest(&format!(
+        r#"
+[pipeline]
+name = "old"
+
+[plugins.src]
+kind = "source"
+wasm = "{{FILE}}"
+config = {{ path = "/in/a.jsonl" }}
+grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
+
+[plugins.old]
+kind = "mapper"
+wasm = "{}"
+
+[plugins.out]
+kind = "sink"
+wasm = "{{FILE}}"
+config = {{ path = "/out/out.jsonl" }}
+grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
+
+[[routes]]
+from = "src"
+through = ["old"]
+to = ["out"]
+"#,
+        old.display()
+    ));
+    let report = s.run().expect("runs");
+    assert_eq!(report.accounting.written, 2);
+    assert_eq!(
+        s.jsonl("out/out.jsonl"),
+        [
+            serde_json::json!({"id": "1", "n": 1}),
+            serde_json::json!({"id": "2", "n": 2})
+        ]
     );
 }

@@ -11,6 +11,19 @@
 
 pub use crate::host::Level;
 
+/// Whether the host writes lines at `level` (its log filter), so a plugin
+/// can skip building a message nobody reads. The macros below check it
+/// before formatting. Needs a host of contract 0.1.1 or later.
+pub fn enabled(level: Level) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return crate::host::log_enabled(level);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = level;
+        true
+    }
+}
+
 /// Writes one line at `level`. The macros below format and call this.
 pub fn write(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
@@ -23,7 +36,9 @@ pub fn write(level: Level, message: &str) {
 #[macro_export]
 macro_rules! __ferry_log {
     ($level:ident, $($arg:tt)+) => {
-        $crate::log::write($crate::log::Level::$level, &::std::format!($($arg)+))
+        if $crate::log::enabled($crate::log::Level::$level) {
+            $crate::log::write($crate::log::Level::$level, &::std::format!($($arg)+))
+        }
     };
 }
 

@@ -187,7 +187,7 @@ fn readme(name: &str, kind: &str, lang: &str) -> String {
     format!(
         "# {name}\n\n\
          A ferry {kind} plugin in {lang}. Its logic is in `{source}`; `wit/ferry.wit` is\n\
-         the contract it is built against (`ferry:plugin@0.1.0`).\n\n\
+         the contract it is built against (`ferry:plugin@{version}`).\n\n\
          ```sh\n\
          ferry plugin build      # writes {name}.wasm\n\
          {test}\n\
@@ -196,7 +196,8 @@ fn readme(name: &str, kind: &str, lang: &str) -> String {
          `test/` holds the fixture: the config, the input records (JSON Lines) and\n\
          the expected output. Change the logic, then the fixture, and test again.\n\
          The plugin author guide is `docs/plugin-guide.md` in the ferry repository.\n",
-        test = test_command(name, kind)
+        test = test_command(name, kind),
+        version = ferry_host::CONTRACT_VERSION
     )
 }
 

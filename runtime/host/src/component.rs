@@ -11,6 +11,11 @@ use crate::engine::{Runtime, sha256_hex};
 use crate::error::HostError;
 use crate::store::HostState;
 
+/// The version of the `ferry:plugin` contract this host implements. A
+/// component built against an earlier `0.1.x` loads too (wasmtime matches
+/// semver-compatible names, and `PluginWorld::from_export` accepts `0.1.*`).
+pub const CONTRACT_VERSION: &str = "0.1.1";
+
 /// The plugin interfaces a component can export; a stage needs one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PluginWorld {
@@ -47,9 +52,9 @@ impl PluginWorld {
         }
     }
 
-    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.0`.
+    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.1`.
     pub fn qualified(self) -> String {
-        format!("ferry:plugin/{}@0.1.0", self.interface())
+        format!("ferry:plugin/{}@{CONTRACT_VERSION}", self.interface())
     }
 
     fn from_export(name: &str) -> Option<PluginWorld> {

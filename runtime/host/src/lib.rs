@@ -47,7 +47,7 @@ pub use bindings::source::exports::ferry::plugin::source::{Polled, SourceStatus}
 pub use bindings::validator::exports::ferry::plugin::validator::Violation;
 pub use bindings::{Batch, Column, Level, Op, PluginError, RecordIssue, Texts, Values};
 pub use capability::Capability;
-pub use component::{Component, ComponentInfo, PluginWorld, Producer};
+pub use component::{CONTRACT_VERSION, Component, ComponentInfo, PluginWorld, Producer};
 pub use engine::sha256_hex;
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{CallError, FaultKind, HostError};

@@ -178,6 +178,16 @@ impl wasmtime_wasi_http::WasiHttpView for HostState {
 }
 
 impl host::Host for HostState {
+    fn log_enabled(&mut self, level: host::Level) -> bool {
+        match level {
+            host::Level::Trace => tracing::enabled!(target: "plugin", tracing::Level::TRACE),
+            host::Level::Debug => tracing::enabled!(target: "plugin", tracing::Level::DEBUG),
+            host::Level::Info => tracing::enabled!(target: "plugin", tracing::Level::INFO),
+            host::Level::Warn => tracing::enabled!(target: "plugin", tracing::Level::WARN),
+            host::Level::Error => tracing::enabled!(target: "plugin", tracing::Level::ERROR),
+        }
+    }
+
     fn log(&mut self, level: host::Level, message: String) {
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
