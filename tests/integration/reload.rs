@@ -363,7 +363,7 @@ fn ferry_run_reloads_on_an_edit_and_on_ferry_reload() {
     let s = Sandbox::new();
     s.write("in/p.jsonl", &records(&["a", "b"]));
     let path = write_manifest(&s, "p.toml", &manifest("p", "a", ""));
-    let mut child = Command::new(crate::support::ferry_bin().expect("ferry"))
+    let child = Command::new(crate::support::ferry_bin().expect("ferry"))
         .args(["run", "p.toml", "--quiet"])
         .current_dir(s.path(""))
         .env(

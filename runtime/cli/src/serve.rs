@@ -225,6 +225,9 @@ fn draw_progress(running: &[(String, PathBuf, Arc<LiveStatus>)], started: Instan
     let line: Vec<String> = running
         .iter()
         .map(|(name, _, s)| {
+            if let Some(why) = s.paused() {
+                return format!("{name}: PAUSED: {why}");
+            }
             let read = s.read.load(Ordering::Relaxed);
             let c = s.committed();
             format!(

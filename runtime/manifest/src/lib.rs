@@ -116,8 +116,8 @@ use std::path::Path;
 pub use diagnostic::{Diagnostic, ManifestError, Span};
 pub use model::{
     Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Manifest, Mode,
-    NetworkGrant, OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, Route,
-    RouteSpans, Scalar, Test,
+    NetworkGrant, OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, RetryPolicy,
+    Route, RouteSpans, Scalar, Test,
 };
 
 /// Reads and checks the manifest at `path`.

@@ -150,8 +150,46 @@ pub struct Plugin {
     pub config: serde_json::Value,
     /// What the plugin may touch.
     pub grants: Grants,
+    /// How calls that fail with a retryable error are retried.
+    pub retry: RetryPolicy,
     /// Where the plugin's parts are in the manifest.
     pub spans: PluginSpans,
+}
+
+/// How a stage retries a call that failed with a retryable error (the
+/// plugin's `retryable`): up to `attempts` calls in all, waiting
+/// `backoff`, then twice that, ... up to `max_backoff`, each wait with
+/// random jitter (between half and all of it) so stages do not retry in
+/// step. A mapper's or validator's records then go to the dead-letter
+/// store; a sink is taken to be down and pauses its pipeline, retrying
+/// every `max_backoff` until it answers or the pipeline is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Calls in all, the first included (1 to 100; default 3).
+    pub attempts: u32,
+    /// The first wait (1 ms to 1 min; default 50 ms).
+    pub backoff: Duration,
+    /// The longest wait (1 ms to 10 min; default 5 s).
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (1-based `attempt`), before
+    /// jitter.
+    pub fn backoff_after(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
 }
 
 /// Where the parts of a plugin table are in the manifest.

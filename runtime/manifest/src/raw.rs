@@ -48,6 +48,16 @@ pub(crate) struct RawPlugin {
     pub sha256: Option<Spanned<String>>,
     pub config: Option<Spanned<toml::Table>>,
     pub grants: Option<Spanned<RawGrants>>,
+    pub retry: Option<Spanned<RawRetry>>,
+}
+
+/// `retry = { attempts = 5, backoff_ms = 100, max_backoff_ms = 10000 }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    pub attempts: Option<Spanned<i64>>,
+    pub backoff_ms: Option<Spanned<i64>>,
+    pub max_backoff_ms: Option<Spanned<i64>>,
 }
 
 /// `grants = { files = [...], env = { ... }, memory_mb = 64, timeout_ms = 2000 }`

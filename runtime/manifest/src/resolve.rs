@@ -16,10 +16,10 @@ use crate::diagnostic::Span;
 use crate::document::{Collector, KeyPath};
 use crate::model::{
     Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Mode, NetworkGrant,
-    OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, Route, RouteSpans, Scalar,
-    Test,
+    OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, RetryPolicy, Route,
+    RouteSpans, Scalar, Test,
 };
-use crate::raw::{RawBatch, RawGrants, RawPipeline, RawPlugin, RawRoute, RawWhen};
+use crate::raw::{RawBatch, RawGrants, RawPipeline, RawPlugin, RawRetry, RawRoute, RawWhen};
 use crate::suggest::expected_hint;
 
 /// Default `state` path, relative to the manifest's folder.
@@ -310,6 +310,10 @@ pub(crate) fn resolve_plugin(
         None => Some(Grants::default()),
         Some(grants) => resolve_grants(cx, grants.get_ref(), name, dir),
     };
+    let retry = match &raw.retry {
+        None => Some(RetryPolicy::default()),
+        Some(retry) => resolve_retry(cx, retry),
+    };
 
     draft.plugin = (|| {
         (name_ok && sha256_ok && config_ok).then_some(())?;
@@ -320,6 +324,7 @@ pub(crate) fn resolve_plugin(
             sha256: raw.sha256.as_ref().map(|digest| digest.get_ref().clone()),
             config: config.unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new())),
             grants: grants?,
+            retry: retry?,
             spans: PluginSpans {
                 header,
                 name: name_span,
@@ -421,6 +426,33 @@ fn to_json(
                 .collect(),
         ),
     }
+}
+
+fn resolve_retry(cx: &mut Collector, raw: &Spanned<RawRetry>) -> Option<RetryPolicy> {
+    let r = raw.get_ref();
+    let attempts = setting(cx, r.attempts.as_ref(), "attempts", 1..=100, 3);
+    let backoff = setting(cx, r.backoff_ms.as_ref(), "backoff_ms", 1..=60_000, 50);
+    let max_backoff = setting(
+        cx,
+        r.max_backoff_ms.as_ref(),
+        "max_backoff_ms",
+        1..=600_000,
+        5000,
+    );
+    let (attempts, backoff, max_backoff) = (attempts?, backoff?, max_backoff?);
+    if max_backoff < backoff {
+        cx.error(
+            span_of(raw),
+            format!("`max_backoff_ms` ({max_backoff}) is less than `backoff_ms` ({backoff})"),
+            Some("the waits grow from `backoff_ms` up to `max_backoff_ms`".to_owned()),
+        );
+        return None;
+    }
+    Some(RetryPolicy {
+        attempts: u32::try_from(attempts).ok()?,
+        backoff: millis(backoff),
+        max_backoff: millis(max_backoff),
+    })
 }
 
 fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path) -> Option<Grants> {

@@ -539,6 +539,14 @@ fn numbers_must_be_in_range() {
             "grants = { max_output_mb = 0 }",
             "`max_output_mb` must be between 1 and 4096, found 0",
         ),
+        (
+            "retry = { attempts = 0 }",
+            "`attempts` must be between 1 and 100, found 0",
+        ),
+        (
+            "retry = { backoff_ms = 500, max_backoff_ms = 100 }",
+            "`max_backoff_ms` (100) is less than `backoff_ms` (500)",
+        ),
     ];
     for (line, message) in cases {
         let text = format!("{PIPELINE}{CRM}{line}\n{WAREHOUSE}{ROUTE}");

@@ -85,6 +85,15 @@ pub enum PipelineError {
         /// The last fault.
         last: String,
     },
+    /// The pipeline was stopped while a sink's target was down; the records
+    /// waiting for it were not committed and are read again on the next run.
+    #[error(
+        "stopped while sink `{stage}` was down; the records waiting for it were not committed and will be read again on the next run"
+    )]
+    SinkDown {
+        /// The sink.
+        stage: String,
+    },
     /// A stage stopped, so the stage feeding it could not go on (the
     /// stopped stage's own error says why).
     #[error("a later stage stopped")]

@@ -35,6 +35,8 @@ pub struct PlannedStage {
     pub on_invalid: OnInvalid,
     /// Where its output goes.
     pub outputs: Vec<Output>,
+    /// How its retryable failures are retried.
+    pub retry: ferry_manifest::RetryPolicy,
 }
 
 /// An edge of the stage graph.
@@ -204,6 +206,7 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                 .copied()
                 .unwrap_or(OnInvalid::DeadLetter),
             outputs: outs,
+            retry: plugin.retry,
             name,
         });
     }

@@ -25,7 +25,7 @@ use ferry_host::batch::BatchExt;
 use ferry_host::{
     Batch, CallError, MapperInstance, SinkInstance, SourceInstance, SourceStatus, ValidatorInstance,
 };
-use ferry_manifest::{Mode, OnInvalid, PluginKind};
+use ferry_manifest::{Mode, OnInvalid, PluginKind, RetryPolicy};
 use ferry_state::{Accounting, DeadLetter, StateStore, now_us};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
@@ -39,10 +39,6 @@ type SwapReply = tokio::sync::oneshot::Sender<Result<SwapReport, PipelineError>>
 
 /// How many batches may wait between two stages before the sender waits.
 const CHANNEL_DEPTH: usize = 4;
-/// Attempts for a call that fails with a retryable error.
-const RETRIES: u32 = 3;
-/// First retry delay; doubled each time.
-const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Consecutive failed rebuilds of a source before the pipeline stops.
 const SOURCE_FAULT_LIMIT: u32 = 3;
 /// Consecutive batches in which every record made a stage's plugin trap
@@ -63,9 +59,22 @@ pub struct LiveStatus {
     pub filtered: AtomicU64,
     /// Plugin instances rebuilt after a trap.
     pub rebuilds: AtomicU64,
+    /// Why the pipeline is paused (a sink that is down), if it is.
+    pub paused: std::sync::Mutex<Option<String>>,
 }
 
 impl LiveStatus {
+    /// Why the pipeline is paused, if it is.
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn set_paused(&self, why: Option<String>) {
+        if let Ok(mut p) = self.paused.lock() {
+            *p = why;
+        }
+    }
+
     /// A snapshot of the committed counts.
     pub fn committed(&self) -> Accounting {
         Accounting {
@@ -299,6 +308,9 @@ pub async fn run_controlled(
             digest: stage.component.digest().to_string(),
             on_invalid: stage.on_invalid,
             faulted_batches: std::cell::Cell::new(0),
+            retry: stage.retry,
+            shutdown: options.shutdown.clone(),
+            stopped_while_down: std::cell::Cell::new(false),
         };
         let input = receivers.get_mut(i).and_then(Option::take);
         match (instance, input) {
@@ -531,9 +543,63 @@ struct StageCtx {
     on_invalid: OnInvalid,
     /// Consecutive batches in which every call faulted.
     faulted_batches: std::cell::Cell<u32>,
+    /// How retryable failures are retried.
+    retry: RetryPolicy,
+    /// The pipeline's stop request, seen by a sink waiting for its target.
+    shutdown: watch::Receiver<bool>,
+    /// Set when a sink gave up waiting for its target because the pipeline
+    /// was stopped: its records are neither written nor dead-lettered.
+    stopped_while_down: std::cell::Cell<bool>,
 }
 
 impl StageCtx {
+    /// Calls a sink until it answers something else than `retryable`:
+    /// first as the retry policy says, then, the target being down, every
+    /// `max_backoff` with the pipeline marked paused (backpressure: nothing
+    /// behind it moves, nothing is lost) until it is back or the pipeline is
+    /// stopped. Blocking.
+    fn until_up<R>(&self, mut call: impl FnMut() -> Result<R, CallError>) -> Result<R, CallError> {
+        let mut attempts = 0;
+        let mut paused = false;
+        loop {
+            attempts += 1;
+            let error = match call() {
+                Err(CallError::Retryable(m)) => m,
+                other => {
+                    if paused {
+                        self.shared.status.set_paused(None);
+                        tracing::warn!(pipeline = %self.shared.pipeline, stage = %self.stage, "sink is back after {attempts} attempts; the pipeline goes on");
+                    }
+                    return other;
+                }
+            };
+            if *self.shutdown.borrow() {
+                self.stopped_while_down.set(true);
+                self.shared.status.set_paused(None);
+                return Err(CallError::Retryable(error));
+            }
+            let wait = if attempts < self.retry.attempts {
+                self.retry.backoff_after(attempts)
+            } else {
+                if !paused {
+                    paused = true;
+                    let why = format!(
+                        "sink `{}` is down ({error}); retrying every {:?}",
+                        self.stage, self.retry.max_backoff
+                    );
+                    tracing::warn!(pipeline = %self.shared.pipeline, "paused: {why}");
+                    self.shared.status.set_paused(Some(why));
+                }
+                self.retry.max_backoff
+            };
+            // Sleep in slices so a stop request is seen within 50 ms.
+            let until = Instant::now() + jittered(wait);
+            while Instant::now() < until && !*self.shutdown.borrow() {
+                std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+            }
+        }
+    }
+
     /// Takes a swap's new digest and reports it done.
     fn swapped(&mut self, request_reply: SwapReply, new_digest: &str, began: Instant) {
         let report = SwapReport {
@@ -669,6 +735,16 @@ impl StageCtx {
     }
 }
 
+/// `wait` with jitter: a random duration between half of it and all of
+/// it, so stages and pipelines retrying the same target spread out.
+fn jittered(wait: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    let fraction = (h.finish() % 1_000) as u32;
+    wait / 2 + wait / 2 * fraction / 1_000
+}
+
 /// A sub-batch a call was made on, and how it went.
 struct Part<R> {
     /// Indices into the stage's input batch.
@@ -681,38 +757,49 @@ struct Part<R> {
 
 /// Calls `f` on `batch`, retrying retryable errors and splitting the batch in
 /// halves on other failures until the failing records are isolated.
-fn isolate<R>(batch: &Batch, mut f: impl FnMut(&Batch) -> Result<R, CallError>) -> Vec<Part<R>> {
+fn isolate<R>(
+    batch: &Batch,
+    retry: &RetryPolicy,
+    mut f: impl FnMut(&Batch) -> Result<R, CallError>,
+) -> Vec<Part<R>> {
     let mut parts = Vec::new();
     let all: Vec<u32> = (0..batch.len() as u32).collect();
-    isolate_into(batch, all, true, &mut f, &mut parts);
+    isolate_into(batch, all, true, retry, 0, &mut f, &mut parts);
     parts
 }
 
+/// `spent`: calls already made on a batch containing these rows (retries
+/// are not waited for again after a split).
 fn isolate_into<R>(
     batch: &Batch,
     rows: Vec<u32>,
     whole: bool,
+    retry: &RetryPolicy,
+    spent: u32,
     f: &mut impl FnMut(&Batch) -> Result<R, CallError>,
     parts: &mut Vec<Part<R>>,
 ) {
     let sub = if whole { None } else { Some(batch.take(&rows)) };
-    let mut attempts = 0;
+    let mut attempts = spent;
     loop {
         attempts += 1;
         let result = f(sub.as_ref().unwrap_or(batch));
         match result {
-            Err(CallError::Retryable(_)) if attempts < RETRIES => {
-                std::thread::sleep(RETRY_DELAY * 2u32.pow(attempts - 1));
+            Err(CallError::Retryable(_)) if attempts < retry.attempts => {
+                std::thread::sleep(jittered(retry.backoff_after(attempts)));
             }
+            // Retries used up, or a failure: split until the records that
+            // fail are alone.
             Err(
-                CallError::Fault { .. }
+                CallError::Retryable(_)
+                | CallError::Fault { .. }
                 | CallError::Fatal(_)
                 | CallError::Contract(_)
                 | CallError::OutputTooLarge { .. },
             ) if rows.len() > 1 => {
                 let (left, right) = rows.split_at(rows.len() / 2);
-                isolate_into(batch, left.to_vec(), false, f, parts);
-                isolate_into(batch, right.to_vec(), false, f, parts);
+                isolate_into(batch, left.to_vec(), false, retry, attempts, f, parts);
+                isolate_into(batch, right.to_vec(), false, retry, attempts, f, parts);
                 return;
             }
             result => {
@@ -808,10 +895,10 @@ impl SourceTask {
                     retries = 0;
                     p
                 }
-                Err(CallError::Retryable(m)) if retries < RETRIES => {
+                Err(CallError::Retryable(m)) if retries + 1 < self.ctx.retry.attempts => {
                     retries += 1;
                     tracing::warn!(stage = %self.ctx.stage, "source poll failed, retrying: {m}");
-                    tokio::time::sleep(RETRY_DELAY * 2u32.pow(retries - 1)).await;
+                    tokio::time::sleep(jittered(self.ctx.retry.backoff_after(retries))).await;
                     continue;
                 }
                 Err(e @ CallError::Fault { .. }) if faults < SOURCE_FAULT_LIMIT => {
@@ -950,7 +1037,7 @@ fn map_batch(
     mapper: &mut MapperInstance,
     env: &Envelope,
 ) -> Result<Forward, PipelineError> {
-    let parts = isolate(&env.batch, |b| {
+    let parts = isolate(&env.batch, &ctx.retry, |b| {
         let mapped = mapper.map(b)?;
         mapped.records.check().map_err(CallError::Contract)?;
         if mapped.derived_from.len() != mapped.records.len() {
@@ -1000,7 +1087,7 @@ fn validate_batch(
     validator: &mut ValidatorInstance,
     env: &mut Envelope,
 ) -> Result<Forward, PipelineError> {
-    let parts = isolate(&env.batch, |b| {
+    let parts = isolate(&env.batch, &ctx.retry, |b| {
         let violations = validator.validate(b)?;
         check_rows("a violation", violations.iter().map(|v| v.row), b.len())?;
         Ok(violations)
@@ -1143,22 +1230,15 @@ fn flush(
     if unflushed.pieces.is_empty() {
         return Ok(());
     }
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match tokio::task::block_in_place(|| sink.flush()) {
-            Ok(()) => break,
-            Err(CallError::Retryable(_)) if attempts < RETRIES => {
-                std::thread::sleep(RETRY_DELAY * 2u32.pow(attempts - 1));
-            }
-            // Unflushed writes may be lost: stop without committing them, so
-            // they are read again on the next run.
-            Err(error) => {
-                return Err(PipelineError::Flush {
-                    stage: ctx.stage.clone(),
-                    error,
-                });
-            }
+    match tokio::task::block_in_place(|| ctx.until_up(|| sink.flush())) {
+        Ok(()) => {}
+        // Unflushed writes may be lost: stop without committing them, so
+        // they are read again on the next run.
+        Err(error) => {
+            return Err(PipelineError::Flush {
+                stage: ctx.stage.clone(),
+                error,
+            });
         }
     }
     for (seq, written) in unflushed.pieces.drain(..) {
@@ -1176,12 +1256,24 @@ fn write_batch(
     sink: &mut SinkInstance,
     env: &Envelope,
 ) -> Result<Vec<u32>, PipelineError> {
-    let parts = isolate(&env.batch, |b| {
-        let report = sink.write(b)?;
+    // A sink's retryable error means its target is down: `until_up` waits
+    // for it (pausing the pipeline), so isolation sees no retryable error
+    // unless the pipeline was stopped meanwhile.
+    let no_retry = RetryPolicy {
+        attempts: 1,
+        ..ctx.retry
+    };
+    let parts = isolate(&env.batch, &no_retry, |b| {
+        let report = ctx.until_up(|| sink.write(b))?;
         check_rows("rejected", report.rejected.iter().map(|r| r.row), b.len())?;
         check_rows("conflicts", report.conflicts.iter().map(|r| r.row), b.len())?;
         Ok(report)
     });
+    if ctx.stopped_while_down.get() {
+        return Err(PipelineError::SinkDown {
+            stage: ctx.stage.clone(),
+        });
+    }
     ctx.breaker(&parts)?;
     let mut written = Vec::with_capacity(env.batch.len());
     for part in parts {
