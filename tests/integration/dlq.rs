@@ -384,3 +384,113 @@ fn a_truncated_state_file_is_refused_with_what_to_do() {
         std::fs::write(db, &bytes[..bytes.len() / 2]).expect("truncate");
     });
 }
+
+/// src -> `fix` (test-faulty-mapper rejecting `reject`) -> out.
+fn replayable(s: &Sandbox, reject: &str) {
+    s.manifest(&format!(
+        r#"[pipeline]
+name = "r"
+
+[plugins.src]
+kind = "source"
+wasm = "{{FILE}}"
+config = {{ path = "/in/a.jsonl" }}
+grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
+
+[plugins.fix]
+kind = "mapper"
+wasm = "{{FAULTY_MAPPER}}"
+config = {{ reject_keys = [{reject}] }}
+
+[plugins.out]
+kind = "sink"
+wasm = "{{FILE}}"
+config = {{ path = "/out/out.jsonl" }}
+grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
+
+[[routes]]
+from = "src"
+through = ["fix"]
+to = ["out"]
+"#
+    ));
+}
+
+#[test]
+fn replay_after_a_fix_moves_the_dead_letters_to_the_sink() {
+    let s = Sandbox::new();
+    s.write(
+        "in/a.jsonl",
+        "{\"id\":\"1\",\"n\":1}\n{\"id\":\"2\",\"n\":2}\n{\"id\":\"3\",\"n\":3}\n{\"id\":\"4\",\"n\":4}\n",
+    );
+    replayable(&s, "\"2\", \"4\"");
+    let first = ferry(&["run", "pipeline.toml", "--quiet"], &s.path("")).expect("runs");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let letters = s.dead_letters();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+
+    // Half a fix: 4 is still rejected.
+    replayable(&s, "\"4\"");
+    let out = ferry(&["dlq", "replay", "pipeline.toml"], &s.path("")).expect("replays");
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("2 replayed, 1 written, 1 dead-lettered again, 0 filtered"),
+        "{}",
+        out.stdout
+    );
+    let letters = s.dead_letters();
+    assert_eq!(
+        letters.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
+        ["4"],
+        "the old letters are gone, 4 has a new one"
+    );
+
+    // The whole fix.
+    replayable(&s, "");
+    let out = ferry(&["dlq", "replay", "pipeline.toml"], &s.path("")).expect("replays");
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("1 replayed, 1 written"),
+        "{}",
+        out.stdout
+    );
+    assert!(s.dead_letters().is_empty());
+    let keys: Vec<String> = s
+        .jsonl("out/out.jsonl")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        ["1", "3", "2", "4"],
+        "every record reached the sink once"
+    );
+    let two = s
+        .jsonl("out/out.jsonl")
+        .into_iter()
+        .find(|r| r["id"] == "2")
+        .expect("2");
+    assert_eq!(two["n"], 2, "the record came back as it was");
+
+    // The source's checkpoint did not move: a new run reads nothing again.
+    let again = ferry(&["run", "pipeline.toml", "--quiet"], &s.path("")).expect("runs");
+    assert!(
+        again.stdout.contains("accounting: read=0"),
+        "{}",
+        again.stdout
+    );
+    // Both replays are in the audit log.
+    let events: Vec<_> = s
+        .state()
+        .audit_events(Some("r"))
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.capability == ferry_state::REPLAY_CAPABILITY)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[0].detail.contains("through stage `fix`"),
+        "{events:?}"
+    );
+}

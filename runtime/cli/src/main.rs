@@ -34,6 +34,7 @@ macro_rules! println {
 mod audit;
 mod plugin;
 mod polyglot;
+mod replay;
 mod scaffold;
 mod serve;
 mod times;
@@ -206,6 +207,16 @@ enum DlqCommand {
         /// Delete them.
         #[arg(long)]
         yes: bool,
+    },
+    /// Send dead letters back through the stage that refused them (after a
+    /// fix), and on to the sinks; those that fail again get new dead
+    /// letters. The replayed ones are removed and the replay audited.
+    Replay {
+        /// The manifest (or folder of manifests) whose dead letters to
+        /// replay, as it is now (with the fixed plugin or config).
+        path: PathBuf,
+        #[command(flatten)]
+        filter: LetterFilter,
     },
 }
 
@@ -590,6 +601,7 @@ fn dlq(command: DlqCommand) -> Result<ExitCode> {
         DlqCommand::Purge { path, filter, yes } => {
             purge(path.as_deref(), filter.into_filter()?, yes)
         }
+        DlqCommand::Replay { path, filter } => replay::replay(&path, filter.into_filter()?),
         DlqCommand::Show { id, path, json } => {
             for state in state_paths(path.as_deref())? {
                 if let Some(l) = open_state(&state)?.dead_letter(id)? {

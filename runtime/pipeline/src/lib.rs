@@ -26,7 +26,7 @@ pub mod swap;
 use ferry_host::CallError;
 
 pub use lock::{LockError, LockMode, lock};
-pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan};
+pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan, replay_plan};
 pub use reload::{Change, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files};
 pub use run::{LiveStatus, RunOptions, RunReport, run, run_controlled};
 pub use swap::{Controller, Prepared, RunControl, SwapReport, control, prepare};

@@ -217,6 +217,68 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
     })
 }
 
+/// The part of `plan` that a dead letter of `stage` is replayed through:
+/// the source (which the replay's records stand in for), then `stage` and
+/// every stage downstream of it, with the routes between them.
+pub fn replay_plan(plan: &Plan, stage: &str) -> Result<Plan, String> {
+    let Some(start) = plan.stages.iter().position(|s| s.name == stage) else {
+        return Err(format!(
+            "pipeline `{}` has no stage `{stage}` (the manifest changed since?)",
+            plan.name
+        ));
+    };
+    if start == 0 {
+        return Err(format!(
+            "`{stage}` is the source; a source's records cannot be replayed into it"
+        ));
+    }
+    // `stage` and what it feeds, in plan order (feeders come first).
+    let mut keep = vec![false; plan.stages.len()];
+    keep[start] = true;
+    for i in start..plan.stages.len() {
+        if keep[i] {
+            for o in &plan.stages[i].outputs {
+                if let Some(k) = keep.get_mut(o.to) {
+                    *k = true;
+                }
+            }
+        }
+    }
+    let mut index = vec![usize::MAX; plan.stages.len()];
+    let mut order = vec![0];
+    index[0] = 0;
+    for (i, kept) in keep.iter().enumerate() {
+        if *kept && i != 0 {
+            index[i] = order.len();
+            order.push(i);
+        }
+    }
+    let stages = order
+        .iter()
+        .map(|&i| {
+            let mut s = plan.stages[i].clone();
+            s.outputs = if i == 0 {
+                vec![Output { when: None, to: 1 }]
+            } else {
+                s.outputs
+                    .iter()
+                    .filter(|o| keep.get(o.to).copied().unwrap_or(false))
+                    .map(|o| Output {
+                        when: o.when.clone(),
+                        to: index[o.to],
+                    })
+                    .collect()
+            };
+            s
+        })
+        .collect();
+    Ok(Plan {
+        name: plan.name.clone(),
+        manifest: plan.manifest.clone(),
+        stages,
+    })
+}
+
 /// A reason to refuse a plugin, pointing at its manifest entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

@@ -412,6 +412,7 @@ impl Supervisor {
         let options = RunOptions {
             shutdown: shutdown_rx,
             status: Arc::clone(&status),
+            replay: None,
         };
         let (controller, ctl) = control();
         let name = plan.name.clone();

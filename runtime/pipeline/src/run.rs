@@ -96,6 +96,10 @@ pub struct RunOptions {
     pub shutdown: watch::Receiver<bool>,
     /// Counters updated while it runs.
     pub status: Arc<LiveStatus>,
+    /// Replay: these records take the place of the source (which is not
+    /// opened), and the checkpoint is kept apart from the source's. See
+    /// [`replay_plan`](crate::plan::replay_plan).
+    pub replay: Option<Batch>,
 }
 
 impl RunOptions {
@@ -106,6 +110,7 @@ impl RunOptions {
             RunOptions {
                 shutdown: rx,
                 status: Arc::new(LiveStatus::default()),
+                replay: None,
             },
             tx,
         )
@@ -233,7 +238,15 @@ pub async fn run_controlled(
         .first()
         .map(|s| s.name.clone())
         .ok_or_else(|| PipelineError::Internal("a plan without a source".into()))?;
-    let checkpoint = state.checkpoint(&pipeline, &source_name)?;
+    // A replay's progress must not move the real source's checkpoint.
+    let source_name = match &options.replay {
+        Some(_) => format!("{source_name}#replay"),
+        None => source_name,
+    };
+    let checkpoint = match &options.replay {
+        Some(_) => None,
+        None => state.checkpoint(&pipeline, &source_name)?,
+    };
     let run_id = state.start_run(&pipeline)?;
     let shared = Shared {
         pipeline: Arc::clone(&pipeline),
@@ -274,6 +287,11 @@ pub async fn run_controlled(
         plan.stages
             .iter()
             .map(|stage| {
+                if stage.kind == PluginKind::Source
+                    && let Some(records) = &options.replay
+                {
+                    return Ok(Instance::Replay(records.clone()));
+                }
                 build(
                     stage,
                     if stage.kind == PluginKind::Source {
@@ -314,11 +332,16 @@ pub async fn run_controlled(
         };
         let input = receivers.get_mut(i).and_then(Option::take);
         match (instance, input) {
-            (Instance::Source(src), _) => {
+            (instance @ (Instance::Source(_) | Instance::Replay(_)), _) => {
+                let feed = match instance {
+                    Instance::Source(src) => Feed::Plugin(src),
+                    Instance::Replay(records) => Feed::Records(Some(records)),
+                    _ => unreachable!("matched above"),
+                };
                 let source = SourceTask {
                     ctx,
                     router,
-                    instance: src,
+                    feed,
                     mode,
                     max_records,
                     poll_interval,
@@ -471,6 +494,8 @@ pub async fn run_controlled(
 }
 
 pub(crate) enum Instance {
+    /// A replay's records, in place of the source.
+    Replay(Batch),
     Source(SourceInstance),
     Sink(SinkInstance),
     Mapper(MapperInstance),
@@ -652,7 +677,16 @@ impl StageCtx {
                 reason: reason.to_string(),
                 detail: detail.clone(),
                 key: batch.key(*row as usize).to_string(),
-                record: batch.row_json(*row as usize),
+                record: {
+                    let mut record = batch.row_json(*row as usize);
+                    // A delete keeps its operation, so a replay restores it.
+                    if batch.ops.get(*row as usize) == Some(&ferry_host::Op::Delete)
+                        && let Some(fields) = record.as_object_mut()
+                    {
+                        fields.insert("_op".into(), serde_json::json!("delete"));
+                    }
+                    record
+                },
                 attempts,
                 created_at_us: now,
             })
@@ -830,10 +864,31 @@ fn check_rows(
     Ok(())
 }
 
+/// What a source task reads from.
+enum Feed {
+    /// The source plugin.
+    Plugin(SourceInstance),
+    /// A replay's records, read once.
+    Records(Option<Batch>),
+}
+
+impl Feed {
+    fn poll(&mut self, max: u32) -> Result<ferry_host::Polled, CallError> {
+        match self {
+            Feed::Plugin(source) => source.poll(max),
+            Feed::Records(records) => Ok(ferry_host::Polled {
+                records: records.take().unwrap_or_else(Batch::empty),
+                checkpoint: b"replayed".to_vec(),
+                status: SourceStatus::Finished,
+            }),
+        }
+    }
+}
+
 struct SourceTask {
     ctx: StageCtx,
     router: Router,
-    instance: SourceInstance,
+    feed: Feed,
     mode: Mode,
     max_records: u32,
     poll_interval: Duration,
@@ -858,7 +913,12 @@ impl SourceTask {
         });
         match built {
             Ok(Instance::Source(new)) => {
-                let old = std::mem::replace(&mut self.instance, new);
+                let Feed::Plugin(current) = &mut self.feed else {
+                    self.ctx
+                        .refuse_swap(reply, "a replay has no source plugin".into());
+                    return;
+                };
+                let old = std::mem::replace(current, new);
                 self.ctx
                     .shared
                     .status
@@ -888,7 +948,7 @@ impl SourceTask {
                 self.swap(request);
             }
             self.tell_committed();
-            let polled = tokio::task::block_in_place(|| self.instance.poll(self.max_records));
+            let polled = tokio::task::block_in_place(|| self.feed.poll(self.max_records));
             let polled = match polled {
                 Ok(p) => {
                     faults = 0;
@@ -922,7 +982,9 @@ impl SourceTask {
             shared.ledger.open(seq, n, polled.checkpoint.clone());
             shared.status.read.fetch_add(n as u64, Ordering::Relaxed);
             self.last_checkpoint = Some(polled.checkpoint.clone());
-            self.instance.set_resume_checkpoint(Some(polled.checkpoint));
+            if let Feed::Plugin(source) = &mut self.feed {
+                source.set_resume_checkpoint(Some(polled.checkpoint));
+            }
             let origins: Vec<u32> = (0..n as u32).collect();
             self.router
                 .forward(&shared, seq, polled.records, origins)
@@ -959,7 +1021,8 @@ impl SourceTask {
         }
         let checkpoint = self.committed.borrow_and_update().clone();
         if let Some(cp) = checkpoint
-            && let Err(e) = tokio::task::block_in_place(|| self.instance.commit(&cp))
+            && let Feed::Plugin(source) = &mut self.feed
+            && let Err(e) = tokio::task::block_in_place(|| source.commit(&cp))
         {
             tracing::warn!(stage = %self.ctx.stage, "source commit failed (records stay safe, they may be read again): {e}");
         }

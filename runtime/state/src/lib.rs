@@ -234,6 +234,9 @@ pub struct AuditEvent {
 /// The capability of the audit event a purge of dead letters leaves.
 pub const PURGE_CAPABILITY: &str = "dlq-purge";
 
+/// The audit log's capability for a `ferry dlq replay`.
+pub const REPLAY_CAPABILITY: &str = "dlq-replay";
+
 /// Which dead letters to list, count or purge.
 #[derive(Debug, Clone, Default)]
 pub struct DeadLetterFilter {
@@ -343,6 +346,18 @@ pub trait StateStore: Send + Sync {
 
     /// One dead letter by id.
     fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError>;
+
+    /// Deletes the dead letters `ids` of `pipeline` after a replay took them
+    /// to a final state (a record that failed again has a new dead letter),
+    /// and records the replay in the audit log (capability
+    /// [`REPLAY_CAPABILITY`], detail `detail`) in the same transaction.
+    /// Returns how many were deleted.
+    fn remove_replayed(
+        &self,
+        pipeline: &str,
+        ids: &[i64],
+        detail: &str,
+    ) -> Result<usize, StateError>;
 
     /// Records the start of a run and returns its id.
     fn start_run(&self, pipeline: &str) -> Result<i64, StateError>;
@@ -995,6 +1010,38 @@ impl StateStore for SqliteState {
         }
         tx.commit().map_err(self.q("committing a purge"))?;
         Ok(letters)
+    }
+
+    fn remove_replayed(
+        &self,
+        pipeline: &str,
+        ids: &[i64],
+        detail: &str,
+    ) -> Result<usize, StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.q("starting a replay's cleanup"))?;
+        let mut deleted = 0;
+        {
+            let mut delete = tx
+                .prepare("DELETE FROM dead_letters WHERE id = ?1 AND pipeline = ?2")
+                .map_err(self.q("removing replayed dead letters"))?;
+            for id in ids {
+                deleted += delete
+                    .execute(params![id, pipeline])
+                    .map_err(self.q("removing replayed dead letters"))?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO audit_events (at_us, pipeline, stage, plugin_digest, capability, target, detail)
+             VALUES (?1, ?2, '', '', ?3, ?4, ?5)",
+            params![now_us(), pipeline, REPLAY_CAPABILITY, id_ranges(ids), detail],
+        )
+        .map_err(self.q("recording a replay in the audit log"))?;
+        tx.commit()
+            .map_err(self.q("committing a replay's cleanup"))?;
+        Ok(deleted)
     }
 
     fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError> {
