@@ -387,32 +387,12 @@ fn a_truncated_state_file_is_refused_with_what_to_do() {
 
 /// src -> `fix` (test-faulty-mapper rejecting `reject`) -> out.
 fn replayable(s: &Sandbox, reject: &str) {
-    s.manifest(&format!(
-        r#"[pipeline]
-name = "r"
-
-[plugins.src]
-kind = "source"
-wasm = "{{FILE}}"
-config = {{ path = "/in/a.jsonl" }}
-grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
-
-[plugins.fix]
-kind = "mapper"
-wasm = "{{FAULTY_MAPPER}}"
-config = {{ reject_keys = [{reject}] }}
-
-[plugins.out]
-kind = "sink"
-wasm = "{{FILE}}"
-config = {{ path = "/out/out.jsonl" }}
-grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
-
-[[routes]]
-from = "src"
-through = ["fix"]
-to = ["out"]
-"#
+    s.manifest(&crate::support::file_pipeline(
+        r#"{ path = "/in/a.jsonl" }"#,
+        &["fix"],
+        &format!(
+            "\n[plugins.fix]\nkind = \"mapper\"\nwasm = \"{{FAULTY_MAPPER}}\"\nconfig = {{ reject_keys = [{reject}] }}\n"
+        ),
     ));
 }
 
@@ -483,7 +463,7 @@ fn replay_after_a_fix_moves_the_dead_letters_to_the_sink() {
     // Both replays are in the audit log.
     let events: Vec<_> = s
         .state()
-        .audit_events(Some("r"))
+        .audit_events(Some("t"))
         .expect("audit")
         .into_iter()
         .filter(|e| e.capability == ferry_state::REPLAY_CAPABILITY)

@@ -92,33 +92,13 @@ fn a_plugin_built_against_an_older_contract_keeps_working() {
         "in/a.jsonl",
         "{\"id\":\"1\",\"n\":1}\n{\"id\":\"2\",\"n\":2}\n",
     );
-    s.manifest(&format!(
-        r#"
-[pipeline]
-name = "old"
-
-[plugins.src]
-kind = "source"
-wasm = "{{FILE}}"
-config = {{ path = "/in/a.jsonl" }}
-grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
-
-[plugins.old]
-kind = "mapper"
-wasm = "{}"
-
-[plugins.out]
-kind = "sink"
-wasm = "{{FILE}}"
-config = {{ path = "/out/out.jsonl" }}
-grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
-
-[[routes]]
-from = "src"
-through = ["old"]
-to = ["out"]
-"#,
-        old.display()
+    s.manifest(&crate::support::file_pipeline(
+        r#"{ path = "/in/a.jsonl" }"#,
+        &["old"],
+        &format!(
+            "\n[plugins.old]\nkind = \"mapper\"\nwasm = \"{}\"\n",
+            old.display()
+        ),
     ));
     let report = s.run().expect("runs");
     assert_eq!(report.accounting.written, 2);

@@ -4,39 +4,7 @@ use serde_json::json;
 
 use crate::support::Sandbox;
 
-/// A pipeline from a file source through `steps` to a file sink at
-/// `/out/out.jsonl`, with the given extra plugin tables.
-fn pipeline(source_config: &str, steps: &[&str], extra: &str) -> String {
-    let through = steps
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"
-[pipeline]
-name = "t"
-batch = {{ max_records = 64 }}
-
-[plugins.src]
-kind = "source"
-wasm = "{{FILE}}"
-config = {source_config}
-grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
-
-[plugins.out]
-kind = "sink"
-wasm = "{{FILE}}"
-config = {{ path = "/out/out.jsonl" }}
-grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
-{extra}
-[[routes]]
-from = "src"
-through = [{through}]
-to = ["out"]
-"#
-    )
-}
+use crate::support::file_pipeline as pipeline;
 
 /// Runs a probe test program (a mapper that adds `result` to each record)
 /// over `lines` with the given grants; returns `id -> result`.

@@ -189,3 +189,37 @@ pub fn keys_of(records: &[serde_json::Value], field: &str) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// A pipeline from a file source through `steps` to a file sink at
+/// `/out/out.jsonl`, with the given extra plugin tables.
+pub fn file_pipeline(source_config: &str, steps: &[&str], extra: &str) -> String {
+    let through = steps
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+[pipeline]
+name = "t"
+batch = {{ max_records = 64 }}
+
+[plugins.src]
+kind = "source"
+wasm = "{{FILE}}"
+config = {source_config}
+grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
+
+[plugins.out]
+kind = "sink"
+wasm = "{{FILE}}"
+config = {{ path = "/out/out.jsonl" }}
+grants = {{ files = [{{ host = "out", guest = "/out", mode = "rw" }}] }}
+{extra}
+[[routes]]
+from = "src"
+through = [{through}]
+to = ["out"]
+"#
+    )
+}
