@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod crash;
 mod dlq;
 mod host;
 mod manifest_errors;

@@ -13,7 +13,7 @@
 //! | `format` | `"jsonl"` or `"csv"`; when absent, by extension: `.jsonl`/`.ndjson` are JSON Lines, `.csv` is CSV |
 //! | `key` | the field whose value is the record key (default `"id"`) |
 //! | `csv_delimiter` | one character separating CSV fields (default `","`) |
-//! | `tail` | `true` (default): a last line without its line feed is not read yet (it may still be being written) and the end of the last file is `caught-up`; `false`: the files are complete, the last line is read even without a line feed, and the end is `finished` |
+//! | `tail` | `true` (default): a last line without its line feed is not read yet (it may still be being written; it is read again from the file later, so a writer may also cut it off and write it anew, as this plugin's sink does after a crash) and the end of the last file is `caught-up`; `false`: the files are complete, the last line is read even without a line feed, and the end is `finished` |
 //!
 //! ```toml
 //! [plugins.crm]
@@ -84,6 +84,24 @@
 //! line per key: write with `include_meta = true`). For the same reason
 //! `fetch` answers an empty batch: the file has no index to look keys up
 //! in; two-way sync is for databases.
+//!
+//! **After a crash.** ferry killed in the middle of a `write` can leave
+//! the file ending in part of a line (the system may have copied only part
+//! of the one write). Before its first write, the sink looks at what
+//! follows the file's last line feed:
+//!
+//! - the start of a JSON object cut short is removed: it is the rest of a
+//!   write that never finished, so its records were not flushed, their
+//!   source checkpoint was not committed, and ferry writes them again;
+//! - a complete JSON value that only lacks its line feed gets one and stays
+//!   (a JSON Lines file may end without one), and so does anything else,
+//!   which this sink did not write: the lines appended after it stay whole.
+//!
+//! It looks on the first write, not at `open`: during a hot reload the new
+//! instance is opened while the old one may still be writing. It looks
+//! again after a write that failed, before the retry appends. A reader
+//! tailing the file should not keep bytes after the last line feed (this
+//! plugin's source reads them again).
 
 mod checkpoint;
 mod sink;

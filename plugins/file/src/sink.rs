@@ -1,7 +1,7 @@
 //! The sink side: JSON Lines, appended.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
 use ferry_plugin::json::{write_string, write_value};
 use ferry_plugin::{Batch, Column, Op, PluginError, Sink, Value, WriteReport};
@@ -29,6 +29,9 @@ pub struct FileSink {
     include_meta: bool,
     fields: Option<Vec<String>>,
     buf: Vec<u8>,
+    /// Whether the end of the file was checked for a torn last line since
+    /// this instance opened it or a write of it failed.
+    tail_checked: bool,
 }
 
 impl Sink for FileSink {
@@ -51,6 +54,7 @@ impl Sink for FileSink {
             include_meta: config.include_meta,
             fields: config.fields,
             buf: Vec::new(),
+            tail_checked: false,
         })
     }
 
@@ -100,9 +104,19 @@ impl Sink for FileSink {
             }
         }
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).map_err(|e| {
-                PluginError::retryable(format!("cannot write to {:?}: {e}", self.path))
-            })?;
+            if !self.tail_checked {
+                self.repair_tail()?;
+                self.tail_checked = true;
+            }
+            if let Err(e) = self.file.write_all(&self.buf) {
+                // Part of the lines may have been written: look again
+                // before the retry appends.
+                self.tail_checked = false;
+                return Err(PluginError::retryable(format!(
+                    "cannot write to {:?}: {e}",
+                    self.path
+                )));
+            }
         }
         // Keep the buffer for the next batch, unless one batch made it huge.
         if self.buf.capacity() > 16 << 20 {
@@ -115,6 +129,97 @@ impl Sink for FileSink {
         self.file
             .sync_data()
             .map_err(|e| PluginError::retryable(format!("cannot sync {:?}: {e}", self.path)))
+    }
+}
+
+/// What follows the last line feed of the file.
+#[derive(Debug, PartialEq, Eq)]
+enum Tail {
+    /// Nothing: the file is empty or ends with a line feed.
+    Clean,
+    /// A JSON object cut short: the rest of a write a crash interrupted.
+    Torn,
+    /// Something complete, only without its line feed: a whole JSON value,
+    /// or bytes this sink did not write.
+    Unterminated,
+}
+
+impl FileSink {
+    /// Makes the file end with a whole line before the first append (see
+    /// the crate docs, "After a crash"): a torn last line is removed, any
+    /// other unterminated one gets its line feed.
+    fn repair_tail(&mut self) -> Result<(), PluginError> {
+        let path = &self.path;
+        let io = |e: std::io::Error| {
+            PluginError::retryable(format!("cannot check the end of {path:?}: {e}"))
+        };
+        let mut reader = File::open(path).map_err(io)?;
+        let len = reader.metadata().map_err(io)?.len();
+        let start = after_last_line_feed(&mut reader, len).map_err(io)?;
+        match classify_tail(&mut reader, start, len).map_err(io)? {
+            Tail::Clean => {}
+            Tail::Torn => {
+                self.file.set_len(start).map_err(io)?;
+                ferry_plugin::log::warn!(
+                    "{path}: removed a torn last line ({} bytes from byte {start}): a write \
+                     cut short by a crash, whose records were not committed and are written again",
+                    len - start
+                );
+            }
+            Tail::Unterminated => {
+                self.file.write_all(b"\n").map_err(io)?;
+                ferry_plugin::log::warn!(
+                    "{path}: the last line (from byte {start}) had no line feed; added one"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The offset just past the last line feed of the first `len` bytes of
+/// `file` (0 when there is none), read backwards in chunks.
+fn after_last_line_feed(file: &mut File, len: u64) -> std::io::Result<u64> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = chunk
+            .get_mut(..usize::try_from(end - start).unwrap_or(0))
+            .unwrap_or_default();
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Looks at the bytes from `start` (just past the last line feed) to `len`.
+/// Only a strict prefix of a JSON object is torn: every line this sink
+/// writes is one whole object, so a write cut short leaves such a prefix.
+fn classify_tail(file: &mut File, start: u64, len: u64) -> std::io::Result<Tail> {
+    if start >= len {
+        return Ok(Tail::Clean);
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut first = [0u8];
+    file.read_exact(&mut first)?;
+    if first != *b"{" {
+        return Ok(Tail::Unterminated);
+    }
+    file.seek(SeekFrom::Start(start))?;
+    // Streamed, so a long line costs no memory.
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(file.take(len - start)));
+    let parsed =
+        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de).and_then(|_| de.end());
+    match parsed {
+        Ok(()) => Ok(Tail::Unterminated),
+        Err(e) if e.is_io() => Err(std::io::Error::other(e)),
+        Err(e) if e.is_eof() => Ok(Tail::Torn),
+        Err(_) => Ok(Tail::Unterminated),
     }
 }
 
@@ -167,6 +272,106 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"age\":36,\"email\":null}\n{\"_key\":\"2\",\"_op\":\"delete\"}\n"
+        );
+    }
+
+    fn one_record(key: &str) -> Batch {
+        let mut b = BatchBuilder::new();
+        b.row(key, Op::Upsert).set("n", 1);
+        Batch::from_raw(b.finish()).unwrap()
+    }
+
+    /// Opens a sink on a file holding `before`, writes one record, and
+    /// returns what the file then holds; checks that `open` alone changed
+    /// nothing.
+    fn append_after(name: &str, before: &[u8]) -> String {
+        let dir = std::env::temp_dir().join(format!("ferry-file-sink-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, before).unwrap();
+        let mut sink = FileSink::open(SinkConfig {
+            path: path.to_string_lossy().into_owned(),
+            include_meta: true,
+            fields: None,
+        })
+        .unwrap();
+        // During a hot reload the new instance is opened while the old one
+        // may still be writing: only a write may touch the file.
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        sink.write(&one_record("9")).unwrap();
+        sink.flush().unwrap();
+        // The next write of the same instance only appends.
+        sink.write(&one_record("10")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        text
+    }
+
+    const NINE_TEN: &str = "{\"_key\":\"9\",\"_op\":\"upsert\",\"n\":1}\n\
+                            {\"_key\":\"10\",\"_op\":\"upsert\",\"n\":1}\n";
+
+    #[test]
+    fn a_torn_last_line_is_removed_before_the_first_write() {
+        let whole = "{\"_key\":\"1\",\"_op\":\"upsert\",\"n\":1}\n";
+        // A crash in the middle of a write: the next line is cut anywhere,
+        // even inside a string or a multi-byte character.
+        let next = "{\"_key\":\"2\",\"_op\":\"upsert\",\"name\":\"Zoë\",\"ok\":true}";
+        for cut in 1..next.len() {
+            let torn = [whole.as_bytes(), &next.as_bytes()[..cut]].concat();
+            assert_eq!(
+                append_after("torn.jsonl", &torn),
+                format!("{whole}{NINE_TEN}"),
+                "cut after {cut} bytes"
+            );
+        }
+        // A torn first line of the file.
+        assert_eq!(
+            append_after("first.jsonl", b"{\"_key\":\"1\",\"_o"),
+            NINE_TEN
+        );
+    }
+
+    #[test]
+    fn a_complete_last_line_without_a_line_feed_is_kept_and_terminated() {
+        let whole = "{\"_key\":\"1\",\"_op\":\"upsert\",\"n\":1}\n";
+        let last = "{\"_key\":\"2\",\"_op\":\"upsert\",\"n\":2} ";
+        assert_eq!(
+            append_after("complete.jsonl", format!("{whole}{last}").as_bytes()),
+            format!("{whole}{last}\n{NINE_TEN}")
+        );
+        // Bytes this sink did not write stay too: only a prefix of a JSON
+        // object is a torn line.
+        for foreign in ["just text", "{\"a\": 1} trailing", "[1, 2"] {
+            assert_eq!(
+                append_after("foreign.jsonl", format!("{whole}{foreign}").as_bytes()),
+                format!("{whole}{foreign}\n{NINE_TEN}")
+            );
+        }
+        // Clean files are appended to as they are.
+        assert_eq!(append_after("empty.jsonl", b""), NINE_TEN);
+        assert_eq!(
+            append_after("clean.jsonl", whole.as_bytes()),
+            format!("{whole}{NINE_TEN}")
+        );
+    }
+
+    #[test]
+    fn the_tail_is_found_across_read_chunks() {
+        // A last line longer than the 64 KiB the backwards scan reads at a
+        // time, cut short.
+        let whole = "{\"_key\":\"1\",\"_op\":\"upsert\",\"n\":1}\n";
+        let long = format!("{{\"_key\":\"2\",\"text\":\"{}", "x".repeat(200_000));
+        assert_eq!(
+            append_after("long.jsonl", format!("{whole}{long}").as_bytes()),
+            format!("{whole}{NINE_TEN}")
+        );
+        let complete = format!("{long}\"}}");
+        assert_eq!(
+            append_after(
+                "long-complete.jsonl",
+                format!("{whole}{complete}").as_bytes()
+            ),
+            format!("{whole}{complete}\n{NINE_TEN}")
         );
     }
 

@@ -88,6 +88,13 @@ impl Reader {
     /// Reads more bytes; false at the end of the file (for now).
     fn fill(&mut self) -> std::io::Result<bool> {
         if self.at_eof {
+            // The bytes not consumed yet (at the end of the file, an
+            // unfinished last line) are read again, not kept: a writer that
+            // crashed in the middle of a line may have removed its torn part
+            // since and written the line anew (the file sink does).
+            let unfinished = self.pending().len();
+            self.buf.truncate(self.start);
+            self.end -= unfinished as u64;
             // After a read at the end of the file, WASI's libc keeps the
             // file's input stream closed: later reads would see nothing even
             // when the file grew. Seeking opens a fresh stream.
@@ -727,6 +734,22 @@ mod tests {
         let (b2, cp3, _) = poll(&mut again, 10);
         assert_eq!(b2.keys().iter().collect::<Vec<_>>(), ["2", "3"]);
         assert_eq!(cp2, cp3);
+    }
+
+    #[test]
+    fn an_unfinished_last_line_is_read_again_not_kept() {
+        // A writer cut off in the middle of a line (a crash) may remove the
+        // torn part and write the line anew, as the file sink does: the
+        // bytes after the last line feed are read again from the file.
+        let dir = temp_dir();
+        let path = write(&dir, "w.jsonl", "{\"id\": 1}\n{\"id\": 2, \"torn");
+        let mut s = open(serde_json::json!({ "path": &path }), None);
+        let (b, _, status) = poll(&mut s, 10);
+        assert_eq!((b.len(), status), (1, SourceStatus::CaughtUp));
+        std::fs::write(&path, "{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3}\n").unwrap();
+        let (b, _, _) = poll(&mut s, 10);
+        assert_eq!(b.keys().iter().collect::<Vec<_>>(), ["2", "3"]);
+        assert_eq!(b.row(0).unwrap().get("torn"), Value::Null);
     }
 
     #[test]

@@ -1257,11 +1257,14 @@ async fn sink_task(
                 ctx.swapped(reply, &digest, began);
                 continue;
             }
-            env = rx.recv() => env,
+            // Before the input: under a steady stream the input is always
+            // ready, and `max_wait` must still bound how long a written
+            // record waits for its flush (and its checkpoint).
             _ = sleep_until(deadline) => {
                 flush(&ctx, &mut sink, &mut unflushed)?;
                 continue;
             }
+            env = rx.recv() => env,
         };
         let Some(env) = env else { break };
         let written = tokio::task::block_in_place(|| write_batch(&ctx, &mut sink, &env))?;
