@@ -2,6 +2,7 @@
 //! plugin builds and passes its own fixture as generated.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ferry_tests::plugins;
 
@@ -46,15 +47,45 @@ fn scaffold_build_and_test(kind: &str, lang: &str) {
     assert!(built.stdout.contains("sha256"), "{}", built.stdout);
     assert!(dir.join(format!("{name}.wasm")).is_file());
 
+    if lang != "rust" {
+        // Nothing changed: the build is skipped and the digest stays.
+        let before = std::fs::read(dir.join(format!("{name}.wasm"))).expect("wasm");
+        let again = ferry(&["plugin", "build"], &dir).expect("runs");
+        assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+        assert!(again.stderr.contains("is up to date"), "{}", again.stderr);
+        let after = std::fs::read(dir.join(format!("{name}.wasm"))).expect("wasm");
+        assert!(before == after, "an unchanged project is not rebuilt");
+    }
+
     let args = readme_test_command(&dir);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let tested = ferry(&args, &dir).expect("runs");
+    let tested = {
+        // A Python or JavaScript component takes about 15 s to compile on
+        // first use: one at a time, so that parallel tests do not compile
+        // several at once on a small machine.
+        let _compiling = (lang != "rust").then(|| {
+            static COMPILING: Mutex<()> = Mutex::new(());
+            COMPILING.lock().unwrap_or_else(|e| e.into_inner())
+        });
+        ferry(&args, &dir).expect("runs")
+    };
     assert_eq!(tested.code, 0, "{}\n{}", tested.stdout, tested.stderr);
     assert!(
         tested.stderr.contains("ok: the output matches"),
         "{}",
         tested.stderr
     );
+    if kind == "sink" {
+        // The records written are in the file, the delete is not.
+        let written = crate::support::read_jsonl(&dir.join("test/out/records.jsonl"));
+        assert_eq!(
+            written,
+            vec![
+                serde_json::json!({"id": "1", "name": "Ada"}),
+                serde_json::json!({"id": "3", "name": "Grace"}),
+            ]
+        );
+    }
 
     let inspected = ferry(
         &["plugin", "inspect", &format!("{name}.wasm"), "--json"],
@@ -89,6 +120,56 @@ fn a_new_rust_sink_builds_and_passes_its_test() {
 #[test]
 fn a_new_rust_resolver_builds_and_passes_its_test() {
     scaffold_build_and_test("resolver", "rust");
+}
+
+#[test]
+fn a_new_python_mapper_builds_and_passes_its_test() {
+    scaffold_build_and_test("mapper", "python");
+}
+
+#[test]
+fn a_new_python_validator_builds_and_passes_its_test() {
+    scaffold_build_and_test("validator", "python");
+}
+
+#[test]
+fn a_new_python_source_builds_and_passes_its_test() {
+    scaffold_build_and_test("source", "python");
+}
+
+#[test]
+fn a_new_python_sink_builds_and_passes_its_test() {
+    scaffold_build_and_test("sink", "python");
+}
+
+#[test]
+fn a_new_python_resolver_builds_and_passes_its_test() {
+    scaffold_build_and_test("resolver", "python");
+}
+
+#[test]
+fn a_new_javascript_mapper_builds_and_passes_its_test() {
+    scaffold_build_and_test("mapper", "js");
+}
+
+#[test]
+fn a_new_javascript_validator_builds_and_passes_its_test() {
+    scaffold_build_and_test("validator", "js");
+}
+
+#[test]
+fn a_new_javascript_source_builds_and_passes_its_test() {
+    scaffold_build_and_test("source", "js");
+}
+
+#[test]
+fn a_new_javascript_sink_builds_and_passes_its_test() {
+    scaffold_build_and_test("sink", "js");
+}
+
+#[test]
+fn a_new_javascript_resolver_builds_and_passes_its_test() {
+    scaffold_build_and_test("resolver", "js");
 }
 
 #[test]

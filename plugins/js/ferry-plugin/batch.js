@@ -8,7 +8,7 @@
 // its scalars come out as they went in): the Rust SDK's rules.
 
 import { Fatal } from './errors.js';
-import { I64_MAX, I64_MIN, Json, Timestamp, jsonText, parseJsonNumber } from './values.js';
+import { I64_MAX, I64_MIN, Json, Timestamp, jsonString, jsonText, parseJsonNumber } from './values.js';
 
 export const UPSERT = 'upsert';
 export const DELETE = 'delete';
@@ -24,7 +24,8 @@ function decode(bytes, what) {
   }
 }
 
-function textsIn(t, n, what) {
+/** The strings of a WIT `texts` of `n` entries (`what` names it in errors). */
+export function textsIn(t, n, what) {
   const { offsets, data } = t;
   if (offsets.length !== n + 1) throw new Fatal(`${what} has ${offsets.length - 1} entries for ${n} records`);
   const out = new Array(n);
@@ -133,8 +134,9 @@ export class Batch {
 }
 
 /** One record of a `Batch`: `key`, `op` ('upsert' or 'delete'), `index`,
- * `version`, `updatedAt`, `origin`, `get(name)` (null when absent or null)
- * and `fields()` (an object of every field, nulls included). */
+ * `version`, `updatedAt`, `origin`, `get(name)` (null when absent or null),
+ * `fields()` (an object of every field, nulls included) and `toJson()`
+ * (the fields as JSON text). */
 export class Row {
   constructor(batch, index) {
     this.batch = batch;
@@ -165,6 +167,13 @@ export class Row {
       out[name] = this.batch.values[c][this.index];
     });
     return out;
+  }
+  /** The record's fields as one JSON object (text, no newline), in column
+   * order, nulls included, values written as the Rust SDK's
+   * `Row::write_json` writes them; the key and op are not part of it. */
+  toJson() {
+    const parts = this.batch.names.map((name, c) => `${jsonString(name)}:${jsonText(this.batch.values[c][this.index])}`);
+    return `{${parts.join(',')}}`;
   }
 }
 

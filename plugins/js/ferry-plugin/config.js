@@ -51,6 +51,13 @@ export function text(table, key, path = 'config', fallback = null) {
   return v;
 }
 
+/** An integer that fits in 64 bits, as a bigint (`fallback` when absent). */
+export function integer(table, key, fallback, path = 'config') {
+  const v = table.has(key) ? table.get(key) : fallback;
+  if (typeof v !== 'bigint' || v < -(2n ** 63n) || v >= 2n ** 63n) throw wrong(`${path}.${key}`, v, 'i64');
+  return v;
+}
+
 export function boolean(table, key, fallback, path = 'config') {
   const v = table.has(key) ? table.get(key) : fallback;
   if (typeof v !== 'boolean') throw wrong(`${path}.${key}`, v, 'a boolean');

@@ -7,8 +7,12 @@
 //
 //     export const mapper = exportMapper(MyMapper);          // mapper-plugin
 //     export const validator = exportValidator(MyValidator); // validator-plugin
+//     export const source = exportSource(MySource);          // source-plugin
+//     export const sink = exportSink(MySink);                // sink-plugin
+//     export const resolver = exportResolver(MyResolver);    // resolver-plugin
 //
-// `scripts/polyglot.sh` builds it into a component. See `plugin.js` for the
+// `scripts/polyglot.sh` builds the plugins of this repository into
+// components; `ferry plugin build` builds a project `ferry plugin new` made. See `plugin.js` for the
 // shape of each kind and `values.js` for how field values look in
 // JavaScript (integers are bigints). Reading files: `fs.js`.
 
@@ -19,5 +23,19 @@ export * as log from './log.js';
 export * as values from './values.js';
 export { Batch, BatchBuilder, DELETE, Row, RowBuilder, UPSERT } from './batch.js';
 export { Fatal, InvalidConfig, PluginError, Retryable } from './errors.js';
-export { Mapped, Violations, exportMapper, exportValidator } from './plugin.js';
+export {
+  CAUGHT_UP,
+  FINISHED,
+  MORE,
+  Mapped,
+  Polled,
+  Resolutions,
+  Violations,
+  WriteReport,
+  exportMapper,
+  exportResolver,
+  exportSink,
+  exportSource,
+  exportValidator,
+} from './plugin.js';
 export { Json, Timestamp } from './values.js';

@@ -9,8 +9,11 @@ A plugin is one module (`app.py`) with its class and one export line:
     Mapper = ferry_plugin.export_mapper(MyMapper)          # mapper-plugin
     Validator = ferry_plugin.export_validator(MyValidator) # validator-plugin
     Source = ferry_plugin.export_source(MySource)          # source-plugin
+    Sink = ferry_plugin.export_sink(MySink)                # sink-plugin
+    Resolver = ferry_plugin.export_resolver(MyResolver)    # resolver-plugin
 
-`scripts/polyglot.sh` builds it into a component. See `plugin.py` for the
+`scripts/polyglot.sh` builds the plugins of this repository into
+components; `ferry plugin build` builds a project `ferry plugin new` made. See `plugin.py` for the
 shape of each kind and `values.py` for how field values look in Python.
 """
 
@@ -23,8 +26,12 @@ from .plugin import (  # noqa: F401
     MORE,
     Mapped,
     Polled,
+    Resolutions,
     Violations,
+    WriteReport,
     export_mapper,
+    export_resolver,
+    export_sink,
     export_source,
     export_validator,
     parse_config,

@@ -17,6 +17,7 @@ from .values import (
     I64_MIN,
     Json,
     Timestamp,
+    json_string,
     json_text,
     parse_json_number,
 )
@@ -148,8 +149,9 @@ class Batch:
 class Row:
     """One record of a `Batch`: `key`, `op` (`"upsert"` or `"delete"`),
     `index` (its position in the batch), `version`, `updated_at`,
-    `origin`, `row[name]` or `row.get(name)` (`None` when absent or null)
-    and `row.fields()` (a dict of every field, nulls included)."""
+    `origin`, `row[name]` or `row.get(name)` (`None` when absent or null),
+    `row.fields()` (a dict of every field, nulls included) and
+    `row.to_json()` (the fields as JSON text)."""
 
     __slots__ = ("batch", "index")
 
@@ -193,6 +195,16 @@ class Row:
     def fields(self):
         i = self.index
         return {name: col[i] for name, col in zip(self.batch.names, self.batch._columns)}
+
+    def to_json(self):
+        """The record's fields as one JSON object (text, no newline), in
+        column order, nulls included, values written as the Rust SDK's
+        `Row::write_json` writes them; the key and operation are not part
+        of it."""
+        i = self.index
+        return "{" + ",".join(
+            json_string(name) + ":" + json_text(col[i]) for name, col in zip(self.batch.names, self.batch._columns)
+        ) + "}"
 
 
 # --- building ---------------------------------------------------------------

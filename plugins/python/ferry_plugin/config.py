@@ -49,6 +49,14 @@ def text(table, key, path="config", default=None):
     return v
 
 
+def integer(table, key, default, path="config"):
+    """An integer that fits in 64 bits (`default` when absent)."""
+    v = table.get(key, default)
+    if type(v) is not int or not -(2**63) <= v < 2**63:
+        raise wrong(f"{path}.{key}", v, "i64")
+    return v
+
+
 def boolean(table, key, default, path="config"):
     v = table.get(key, default)
     if not isinstance(v, bool):

@@ -2,7 +2,8 @@
 turn it into the class componentize-py exports.
 
 A plugin module defines its class and binds the export name the world
-expects to the adapter, for example in a mapper:
+expects to the adapter (`Mapper`, `Validator`, `Source`, `Sink` or
+`Resolver`), for example in a mapper:
 
     class Upper:
         def __init__(self, config):            # the manifest's config table, as a dict
@@ -202,11 +203,18 @@ class Polled:
         self.status = status
 
 
+def _checkpoint_bytes(checkpoint):
+    """A checkpoint as bytes; text is encoded as UTF-8."""
+    if isinstance(checkpoint, str):
+        return checkpoint.encode("utf-8")
+    return bytes(checkpoint)
+
+
 def export_source(cls):
     """The `Source` export class for plugin class `cls`: `cls(config,
-    checkpoint)` at open (`checkpoint` is `None` on a first run),
-    `instance.poll(max_records)` returning a `Polled`, and an optional
-    `instance.commit(checkpoint)`."""
+    checkpoint)` at open (`checkpoint` is `None` on a first run, else the
+    bytes of the last committed one), `instance.poll(max_records)`
+    returning a `Polled`, and an optional `instance.commit(checkpoint)`."""
     if not _wit.IN_COMPONENT:
         return None
     from wit_world import exports
@@ -227,7 +235,7 @@ def export_source(cls):
         def poll(self, max_records):
             try:
                 p = slot.get().poll(max_records)
-                return WitPolled(p.records.finish(), bytes(p.checkpoint), statuses[p.status])
+                return WitPolled(p.records.finish(), _checkpoint_bytes(p.checkpoint), statuses[p.status])
             except PluginError as e:
                 raise _err(e) from None
 
@@ -240,3 +248,155 @@ def export_source(cls):
                 raise _err(e) from None
 
     return Source
+
+
+# --- sink -------------------------------------------------------------------
+
+
+class WriteReport:
+    """What became of the records of one `write` call, being built:
+    `reject(row, reason)` for a record the target refused (it goes to the
+    dead-letter store), `conflict(row, reason)` for one whose target changed
+    since the source read it (it goes to conflict resolution). Records named
+    in neither were written."""
+
+    def __init__(self):
+        self.rejected = []
+        self.conflicts = []
+
+    def reject(self, row, reason):
+        self.rejected.append(_wit.RecordIssue(row.index, reason))
+
+    def conflict(self, row, reason):
+        self.conflicts.append(_wit.RecordIssue(row.index, reason))
+
+
+def export_sink(cls):
+    """The `Sink` export class for plugin class `cls`: `cls(config)` at
+    open, `instance.write(batch, report)` per batch (fill the
+    `WriteReport`), an optional `instance.flush()` that makes the writes so
+    far durable, and an optional `instance.fetch(keys)` (a list of keys)
+    returning a `BatchBuilder` with the target's current version of those
+    keys, for two-way sync (without it, the answer is an empty batch)."""
+    if not _wit.IN_COMPONENT:
+        return None
+    from wit_world import exports
+    from wit_world.exports.sink import WriteReport as WitWriteReport
+
+    from .batch import _texts_in
+
+    slot = _Slot()
+
+    class Sink(exports.Sink):
+        def open(self, config):
+            try:
+                slot.value = cls(parse_config(config))
+            except PluginError as e:
+                raise _err(e) from None
+
+        def write(self, records):
+            try:
+                plugin = slot.get()
+                report = WriteReport()
+                plugin.write(Batch(records), report)
+                return WitWriteReport(report.rejected, report.conflicts)
+            except PluginError as e:
+                raise _err(e) from None
+
+        def flush(self):
+            try:
+                plugin = slot.get()
+                if hasattr(plugin, "flush"):
+                    plugin.flush()
+            except PluginError as e:
+                raise _err(e) from None
+
+        def fetch(self, keys):
+            try:
+                plugin = slot.get()
+                if not hasattr(plugin, "fetch"):
+                    return BatchBuilder().finish()
+                wanted = _texts_in(keys, len(keys.offsets) - 1, "keys")
+                return plugin.fetch(wanted).finish()
+            except PluginError as e:
+                raise _err(e) from None
+
+    return Sink
+
+
+# --- resolver ---------------------------------------------------------------
+
+
+class Resolutions:
+    """The decisions for one batch of conflicts, being built: one per
+    conflict, in order.
+
+    - `keep_local()`: keep the version on the side being written to.
+    - `take_remote()`: take the incoming version.
+    - `defer(reason)`: leave the conflict to a person; `reason` says why.
+    - `merge(base)`: a merged record, built on the returned `RowBuilder`
+      (with `base`'s key, operation and metadata and no fields yet);
+      `merge_as(key, op)` under another key or operation.
+    """
+
+    def __init__(self):
+        self.decisions = []
+        self.merged = BatchBuilder()
+
+    def keep_local(self):
+        self.decisions.append(("keep-local", None))
+
+    def take_remote(self):
+        self.decisions.append(("take-remote", None))
+
+    def defer(self, reason):
+        self.decisions.append(("defer", reason))
+
+    def merge(self, base):
+        self.decisions.append(("merged", len(self.merged)))
+        return self.merged.row(base.key, base.op).copy_meta(base)
+
+    def merge_as(self, key, op):
+        self.decisions.append(("merged", len(self.merged)))
+        return self.merged.row(key, op)
+
+    def __len__(self):
+        return len(self.decisions)
+
+
+def export_resolver(cls):
+    """The `Resolver` export class for plugin class `cls`: `cls(config)` at
+    open, `instance.resolve(local, remote, out)` per batch of conflicts
+    (`local` and `remote` are `Batch`es of the same length whose row `i`
+    is the same key; add one decision per conflict to the `Resolutions`)."""
+    if not _wit.IN_COMPONENT:
+        return None
+    from wit_world import exports
+    from wit_world.exports import resolver as wit
+
+    slot = _Slot()
+    make = {
+        "keep-local": lambda _: wit.Resolution_KeepLocal(),
+        "take-remote": lambda _: wit.Resolution_TakeRemote(),
+        "merged": wit.Resolution_Merged,
+        "defer": wit.Resolution_Defer,
+    }
+
+    class Resolver(exports.Resolver):
+        def open(self, config):
+            try:
+                slot.value = cls(parse_config(config))
+            except PluginError as e:
+                raise _err(e) from None
+
+        def resolve(self, local, remote):
+            try:
+                plugin = slot.get()
+                out = Resolutions()
+                plugin.resolve(Batch(local), Batch(remote), out)
+                decisions = [make[tag](value) for tag, value in out.decisions]
+                return wit.Resolutions(decisions, out.merged.finish())
+            except PluginError as e:
+                raise _err(e) from None
+
+    return Resolver

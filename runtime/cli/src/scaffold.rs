@@ -12,7 +12,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 /// The contract every new plugin is built against.
-const WIT: &str = include_str!("../../../wit/ferry.wit");
+pub(crate) const WIT: &str = include_str!("../../../wit/ferry.wit");
 
 const KINDS: [&str; 5] = ["source", "sink", "mapper", "validator", "resolver"];
 const LANGS: [&str; 3] = ["rust", "python", "js"];
@@ -195,8 +195,13 @@ fn readme(name: &str, kind: &str, lang: &str) -> String {
          ```\n\n\
          `test/` holds the fixture: the config, the input records (JSON Lines) and\n\
          the expected output. Change the logic, then the fixture, and test again.\n\
-         The plugin author guide is `docs/plugin-guide.md` in the ferry repository.\n",
+         The plugin author guide is `docs/plugin-guide.md` in the ferry repository.\n\
+         {notes}",
         test = test_command(name, kind),
+        notes = match lang {
+            "rust" => String::new(),
+            other => format!("\n{}", crate::polyglot::readme_notes(other)),
+        },
         version = ferry_host::CONTRACT_VERSION
     )
 }
