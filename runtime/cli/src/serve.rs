@@ -173,8 +173,13 @@ pub(crate) async fn serve(
                 }
             }
             if watching {
-                // Components may have moved to other folders.
-                watcher = Some(watch(&watched_folders(path, &seen), file_tx.clone())?);
+                // Components may have moved to other folders. A folder that
+                // cannot be watched (removed meanwhile) must not stop the
+                // pipelines: keep the old watcher and say so.
+                match watch(&watched_folders(path, &seen), file_tx.clone()) {
+                    Ok(w) => watcher = Some(w),
+                    Err(e) => eprintln!("warning: {e:#}; still watching the previous folders"),
+                }
             }
         }
         supervisor.reap().await;
