@@ -331,12 +331,17 @@ impl<W: World> StageInstance<W> {
         }
     }
 
+    /// The fuel each call starts with: `None` unless the component was
+    /// compiled with metering.
+    fn fuel_per_call(&self) -> Option<u64> {
+        self.component
+            .metered()
+            .then(|| self.spec.fuel.unwrap_or(u64::MAX))
+    }
+
     /// Gives a metered Store its per-call fuel budget.
     fn refuel(&self, store: &mut Store<HostState>) {
-        if self.component.metered() {
-            // Only fails on an engine without fuel, which `metered` rules out.
-            let _ = store.set_fuel(self.spec.fuel.unwrap_or(u64::MAX));
-        }
+        refuel(store, self.fuel_per_call());
     }
 
     fn component_engine(&self) -> &wasmtime::Engine {
@@ -357,19 +362,14 @@ impl<W: World> StageInstance<W> {
     ) -> Result<R, CallError> {
         let ticks = self.deadline_ticks();
         let limit = self.spec.max_output_bytes;
-        let metered = self
-            .component
-            .metered()
-            .then(|| self.spec.fuel.unwrap_or(u64::MAX));
+        let fuel = self.fuel_per_call();
         let live = match self.ensure_live() {
             Ok(live) => live,
             Err(BuildError::Call(e)) => return Err(e),
             Err(BuildError::Host(e)) => return Err(CallError::Fatal(e.to_string())),
         };
         live.store.set_epoch_deadline(ticks);
-        if let Some(fuel) = metered {
-            let _ = live.store.set_fuel(fuel);
-        }
+        refuel(&mut live.store, fuel);
         match f(&live.bindings, &mut live.store) {
             Ok(Ok(r)) => {
                 let bytes = r.output_bytes();
@@ -390,6 +390,13 @@ impl<W: World> StageInstance<W> {
                 Err(err)
             }
         }
+    }
+}
+
+fn refuel(store: &mut Store<HostState>, fuel: Option<u64>) {
+    if let Some(fuel) = fuel {
+        // Only fails on an engine without fuel, which `Some` rules out.
+        let _ = store.set_fuel(fuel);
     }
 }
 

@@ -178,6 +178,17 @@ impl std::fmt::Display for ReloadEvent {
     }
 }
 
+/// A reload that failed: the old version keeps running, with whatever
+/// `changes` were already made (none, unless a pipeline failed to start).
+fn rolled_back(trigger: &str, reason: String, changes: Vec<Change>) -> ReloadEvent {
+    ReloadEvent {
+        outcome: Outcome::RolledBack,
+        trigger: trigger.to_string(),
+        changes,
+        reason: Some(reason),
+    }
+}
+
 /// A pipeline that runs.
 struct Active {
     plan_stages: Vec<PlannedStage>,
@@ -497,19 +508,14 @@ impl Supervisor {
     }
 
     async fn try_reload(&mut self, paths: &[PathBuf], trigger: &str) -> ReloadEvent {
-        let rolled_back = |reason: String| ReloadEvent {
-            outcome: Outcome::RolledBack,
-            trigger: trigger.to_string(),
-            changes: Vec::new(),
-            reason: Some(reason),
-        };
+        let refused = |reason: String| rolled_back(trigger, reason, Vec::new());
         // 1. Plan, off the async workers.
         let runtime = self.runtime.clone();
         let owned = paths.to_vec();
         let plans = match tokio::task::spawn_blocking(move || plan_paths(&owned, &runtime)).await {
             Ok(Ok(plans)) => plans,
-            Ok(Err(errors)) => return rolled_back(errors),
-            Err(e) => return rolled_back(format!("planning failed: {e}")),
+            Ok(Err(errors)) => return refused(errors),
+            Err(e) => return refused(format!("planning failed: {e}")),
         };
 
         // 2. Diff.
@@ -561,8 +567,8 @@ impl Supervisor {
             let result = tokio::task::spawn_blocking(move || prepare(&stage, &name, &state)).await;
             match result {
                 Ok(Ok(p)) => prepared.push((pipeline, p, old_spec)),
-                Ok(Err(e)) => return rolled_back(format!("pipeline `{pipeline}`: {e}")),
-                Err(e) => return rolled_back(format!("preparing a swap failed: {e}")),
+                Ok(Err(e)) => return refused(format!("pipeline `{pipeline}`: {e}")),
+                Err(e) => return refused(format!("preparing a swap failed: {e}")),
             }
         }
 
@@ -589,14 +595,13 @@ impl Supervisor {
                     why,
                 }),
                 Err(e) => {
-                    return ReloadEvent {
-                        outcome: Outcome::RolledBack,
-                        trigger: trigger.to_string(),
-                        reason: Some(format!(
+                    return rolled_back(
+                        trigger,
+                        format!(
                             "pipeline `{name}` stopped for a restart but could not start again: {e}"
-                        )),
+                        ),
                         changes,
-                    };
+                    );
                 }
             }
         }
@@ -605,12 +610,11 @@ impl Supervisor {
             match self.start(plan) {
                 Ok(()) => changes.push(Change::Added { pipeline: name }),
                 Err(e) => {
-                    return ReloadEvent {
-                        outcome: Outcome::RolledBack,
-                        trigger: trigger.to_string(),
-                        reason: Some(format!("pipeline `{name}` could not start: {e}")),
+                    return rolled_back(
+                        trigger,
+                        format!("pipeline `{name}` could not start: {e}"),
                         changes,
-                    };
+                    );
                 }
             }
         }
@@ -637,12 +641,7 @@ impl Supervisor {
                     });
                 }
                 Err(e) => {
-                    return ReloadEvent {
-                        outcome: Outcome::RolledBack,
-                        trigger: trigger.to_string(),
-                        reason: Some(format!("pipeline `{pipeline}`: {e}")),
-                        changes,
-                    };
+                    return rolled_back(trigger, format!("pipeline `{pipeline}`: {e}"), changes);
                 }
             }
         }

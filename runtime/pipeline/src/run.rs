@@ -304,6 +304,21 @@ pub async fn run_controlled(
             })
             .collect::<Result<Vec<_>, _>>()
     })?;
+    let source = |feed: Feed,
+                  ctx: StageCtx,
+                  router: Router,
+                  swaps: mpsc::UnboundedReceiver<SwapRequest>| SourceTask {
+        ctx,
+        router,
+        feed,
+        mode,
+        max_records,
+        poll_interval,
+        shutdown: options.shutdown.clone(),
+        committed: committed_rx.clone(),
+        last_checkpoint: checkpoint.clone(),
+        swaps,
+    };
     let mut stage_swaps: HashMap<String, mpsc::UnboundedSender<SwapRequest>> = HashMap::new();
     for (i, (stage, instance)) in plan.stages.iter().zip(built).enumerate() {
         let (swap_tx, swaps) = mpsc::unbounded_channel();
@@ -332,25 +347,11 @@ pub async fn run_controlled(
         };
         let input = receivers.get_mut(i).and_then(Option::take);
         match (instance, input) {
-            (instance @ (Instance::Source(_) | Instance::Replay(_)), _) => {
-                let feed = match instance {
-                    Instance::Source(src) => Feed::Plugin(src),
-                    Instance::Replay(records) => Feed::Records(Some(records)),
-                    _ => unreachable!("matched above"),
-                };
-                let source = SourceTask {
-                    ctx,
-                    router,
-                    feed,
-                    mode,
-                    max_records,
-                    poll_interval,
-                    shutdown: options.shutdown.clone(),
-                    committed: committed_rx.clone(),
-                    last_checkpoint: checkpoint.clone(),
-                    swaps,
-                };
-                tasks.spawn(source.run());
+            (Instance::Source(src), _) => {
+                tasks.spawn(source(Feed::Plugin(src), ctx, router, swaps).run());
+            }
+            (Instance::Replay(records), _) => {
+                tasks.spawn(source(Feed::Records(Some(records)), ctx, router, swaps).run());
             }
             (Instance::Mapper(m), Some(rx)) => {
                 tasks.spawn(step_task(ctx, router, rx, swaps, Step::Mapper(m)));
