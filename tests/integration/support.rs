@@ -1,6 +1,8 @@
 //! A scratch folder with a manifest, input files and an output folder, and
 //! ways to run its pipeline and read what came out.
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

@@ -1,7 +1,7 @@
 //! `ferry-plugin`: the Rust guest SDK for ferry plugins.
 //!
 //! A ferry plugin is a WebAssembly component that exports one world of the
-//! `ferry:plugin@0.1.1` WIT package (`wit/ferry.wit`): a source, a sink, a
+//! `ferry:plugin@0.1.2` WIT package (`wit/ferry.wit`): a source, a sink, a
 //! connector (both), a mapper, a validator or a resolver. Records cross the
 //! boundary a batch at a time, stored column by column. This crate hides
 //! that layout: a plugin reads a [`Batch`] through [`Row`] and [`Column`]
@@ -285,6 +285,8 @@ pub use bindings::ferry::plugin::types;
 /// The host's imports (`ferry:plugin/host`); use [`log`] rather than
 /// calling them directly.
 pub use bindings::ferry::plugin::host;
+
+pub mod sql;
 
 mod batch;
 pub mod builder;

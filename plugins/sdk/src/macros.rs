@@ -32,8 +32,9 @@ macro_rules! __ferry_bindings {
                 path: $wit,
                 world: $world,
                 with: {
-                    "ferry:plugin/types@0.1.1": ::ferry_plugin::types,
-                    "ferry:plugin/host@0.1.1": ::ferry_plugin::host,
+                    "ferry:plugin/types@0.1.2": ::ferry_plugin::types,
+                    "ferry:plugin/host@0.1.2": ::ferry_plugin::host,
+                    "ferry:plugin/sql@0.1.2": ::ferry_plugin::sql,
                 },
                 runtime_path: "::ferry_plugin::__private::wit_bindgen::rt",
             });

@@ -132,6 +132,7 @@ fn inspect(wasm: &Path, as_json: bool) -> Result<ExitCode> {
             Capability::Environment => "none (sees only `env` grants)",
             Capability::Files => "none (sees only `files` grants)",
             Capability::Network => "network",
+            Capability::Sql => "none (reaches only `sql` grants)",
             Capability::Unknown => "refused: the host does not provide it",
         };
         println!("    {i:<44} {grant}");

@@ -1,8 +1,8 @@
 //! The one place that runs `bindgen!`: one invocation per plugin world
 //! (through `plugin_world!`).
 //!
-//! The `sdk` world generates the shared `types` and `host` interfaces; every
-//! plugin world maps them to that module with `with:`, so a `Batch` is the
+//! The `sdk` world generates the shared `types`, `host` and `sql` interfaces;
+//! every plugin world maps them to that module with `with:`, so a `Batch` is the
 //! same Rust type whichever world produced it.
 
 #![allow(missing_docs)]
@@ -27,6 +27,7 @@ macro_rules! plugin_world {
                     with: {
                         "ferry:plugin/types": crate::bindings::common::ferry::plugin::types,
                         "ferry:plugin/host": crate::bindings::common::ferry::plugin::host,
+                        "ferry:plugin/sql": crate::bindings::common::ferry::plugin::sql,
                     },
                 });
             }

@@ -6,6 +6,7 @@
 //!
 //! | class | interfaces | needs |
 //! |---|---|---|
+//! | sql | `ferry:plugin/sql` | nothing to load: only connections named in `sql` grants answer; any other name is denied and audited |
 //! | baseline | `ferry:plugin/*`, `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:cli` stdio, exit and terminal | nothing: stdout is discarded, stderr captured, no terminal |
 //! | environment | `wasi:cli/environment` | nothing: the environment is empty and there are no arguments |
 //! | files | `wasi:filesystem/*` | nothing to load: only folders named in `files` grants are visible, so without one the plugin sees no file at all |
@@ -23,6 +24,8 @@ pub enum Capability {
     Files,
     /// Outbound or inbound network access.
     Network,
+    /// Named SQL connections, through the host's drivers.
+    Sql,
     /// An interface the host does not provide.
     Unknown,
 }
@@ -33,6 +36,7 @@ impl Capability {
         let name = import.split('@').next().unwrap_or(import);
         let (package, interface) = name.split_once('/').unwrap_or((name, ""));
         match package {
+            "ferry:plugin" if interface == "sql" => Capability::Sql,
             "ferry:plugin" | "wasi:io" | "wasi:clocks" | "wasi:random" => Capability::Baseline,
             "wasi:cli" if interface == "environment" => Capability::Environment,
             "wasi:cli" => Capability::Baseline,
@@ -43,13 +47,14 @@ impl Capability {
     }
 
     /// A short name for reports: `baseline`, `environment`, `files`,
-    /// `network` or `unknown`.
+    /// `network`, `sql` or `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Baseline => "baseline",
             Capability::Environment => "environment",
             Capability::Files => "files",
             Capability::Network => "network",
+            Capability::Sql => "sql",
             Capability::Unknown => "unknown",
         }
     }

@@ -95,6 +95,11 @@ impl Flavor {
             wasmtime::component::HasSelf<HostState>,
         >(&mut linker, |s| s)
         .map_err(|e| HostError::Engine(format!("linking ferry:plugin/host: {e}")))?;
+        crate::bindings::common::ferry::plugin::sql::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |s| s)
+        .map_err(|e| HostError::Engine(format!("linking ferry:plugin/sql: {e}")))?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);

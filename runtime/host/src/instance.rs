@@ -29,6 +29,8 @@ pub struct InstanceSpec {
     pub env: Vec<(String, String)>,
     /// The outbound connections the plugin may open.
     pub network: crate::NetworkPolicy,
+    /// The named SQL connections the plugin may use through the host.
+    pub sql: Vec<crate::sql::ConnectionSpec>,
     /// Where run-time denials are recorded (besides the log).
     pub audit: Option<std::sync::Arc<dyn crate::AuditSink>>,
     /// The most linear memory the instance may have, in bytes.
@@ -54,6 +56,7 @@ impl InstanceSpec {
             files: Vec::new(),
             env: Vec::new(),
             network: crate::NetworkPolicy::default(),
+            sql: Vec::new(),
             audit: None,
             memory_bytes: 64 << 20,
             timeout: Duration::from_secs(5),
@@ -71,6 +74,7 @@ impl InstanceSpec {
             && self.files == other.files
             && self.env == other.env
             && self.network == other.network
+            && self.sql == other.sql
             && self.memory_bytes == other.memory_bytes
             && self.timeout == other.timeout
             && self.fuel == other.fuel
@@ -86,6 +90,7 @@ impl std::fmt::Debug for InstanceSpec {
             .field("files", &self.files)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("network", &self.network)
+            .field("sql", &self.sql.iter().map(|c| &c.name).collect::<Vec<_>>())
             .field("memory_bytes", &self.memory_bytes)
             .field("timeout", &self.timeout)
             .field("fuel", &self.fuel)

@@ -39,6 +39,8 @@ mod filesystem;
 mod instance;
 mod network;
 mod output;
+pub mod sql;
+mod sql_host;
 mod store;
 
 pub use bindings::mapper::exports::ferry::plugin::mapper::Mapped;
@@ -57,4 +59,5 @@ pub use instance::{
     World,
 };
 pub use network::{AuditSink, Denial, NetRule, NetworkPolicy, Protocol, is_special};
+pub use sql_host::{Transaction as SqlTransactionResource, hub as sql_hub};
 pub use store::{FileGrant, HostState};

@@ -78,7 +78,8 @@ pub struct HostState {
     wasi: WasiCtx,
     http: wasmtime_wasi_http::WasiHttpCtx,
     http_hooks: crate::network::HttpHooks,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    pub(crate) sql: crate::sql_host::SqlAccess,
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
     identity: Identity,
@@ -130,6 +131,7 @@ impl HostState {
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_hooks,
             table: ResourceTable::new(),
+            sql: crate::sql_host::SqlAccess::new(spec.sql.clone(), spec.timeout),
             limiter: Limiter {
                 max_memory: memory_bytes,
                 breached: false,

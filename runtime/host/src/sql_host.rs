@@ -1,0 +1,281 @@
+//! The `ferry:plugin/sql` host interface: a plugin's named SQL connections.
+//!
+//! The manifest declares connections and grants each plugin some of them by
+//! name; [`InstanceSpec::sql`](crate::InstanceSpec::sql) carries the granted
+//! ones into the plugin's Store. Every call names a connection: a name the
+//! plugin was not granted is answered with `denied` and recorded in the
+//! audit log (capability `sql`), exactly like a refused socket or file. The
+//! drivers, pools and credentials live in [`crate::sql::SqlHub`], one per
+//! process; the plugin never sees a URL or a password.
+//!
+//! A statement may block the calling thread on the network. Epoch deadlines
+//! only interrupt WebAssembly code, so every call carries the plugin's call
+//! timeout down to the driver, which cancels the statement when it passes.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wasmtime::component::Resource;
+
+use crate::bindings::common::ferry::plugin::sql as wit;
+use crate::sql::{ConnectionSpec, Dialect, Isolation, SqlError, SqlErrorKind, SqlHub, SqlValue};
+use crate::store::HostState;
+
+/// The process's SQL connections: one pool per connection, shared by every
+/// plugin instance granted it.
+pub fn hub() -> &'static SqlHub {
+    static HUB: OnceLock<SqlHub> = OnceLock::new();
+    HUB.get_or_init(SqlHub::new)
+}
+
+/// An open transaction, as the plugin's `transaction` resource.
+pub struct Transaction {
+    inner: crate::sql::SqlTransaction,
+    connection: String,
+}
+
+/// What a Store knows of SQL: the connections granted and the call timeout.
+#[derive(Clone)]
+pub(crate) struct SqlAccess {
+    granted: Vec<ConnectionSpec>,
+    timeout: Duration,
+}
+
+impl SqlAccess {
+    pub(crate) fn new(granted: Vec<ConnectionSpec>, timeout: Duration) -> Self {
+        SqlAccess { granted, timeout }
+    }
+}
+
+fn to_sql(value: wit::Value) -> SqlValue {
+    match value {
+        wit::Value::Null => SqlValue::Null,
+        wit::Value::Int(v) => SqlValue::Int(v),
+        wit::Value::Float(v) => SqlValue::Float(v),
+        wit::Value::Boolean(v) => SqlValue::Bool(v),
+        wit::Value::Text(v) => SqlValue::Text(v),
+        wit::Value::Bytes(v) => SqlValue::Bytes(v),
+        wit::Value::Timestamp(v) => SqlValue::Timestamp(v),
+        wit::Value::Json(v) => SqlValue::Json(v),
+    }
+}
+
+fn to_wit(value: SqlValue) -> wit::Value {
+    match value {
+        SqlValue::Null => wit::Value::Null,
+        SqlValue::Int(v) => wit::Value::Int(v),
+        SqlValue::Float(v) => wit::Value::Float(v),
+        SqlValue::Bool(v) => wit::Value::Boolean(v),
+        SqlValue::Text(v) => wit::Value::Text(v),
+        SqlValue::Bytes(v) => wit::Value::Bytes(v),
+        SqlValue::Timestamp(v) => wit::Value::Timestamp(v),
+        SqlValue::Json(v) => wit::Value::Json(v),
+    }
+}
+
+fn params(values: Vec<wit::Value>) -> Vec<SqlValue> {
+    values.into_iter().map(to_sql).collect()
+}
+
+fn rows(rows: crate::sql::SqlRows) -> wit::Rows {
+    wit::Rows {
+        columns: rows
+            .columns
+            .into_iter()
+            .map(|c| wit::ColumnInfo {
+                name: c.name,
+                type_name: c.type_name,
+            })
+            .collect(),
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(to_wit).collect())
+            .collect(),
+    }
+}
+
+fn error(e: SqlError) -> wit::SqlError {
+    wit::SqlError {
+        kind: match e.kind {
+            SqlErrorKind::Denied => wit::SqlErrorKind::Denied,
+            SqlErrorKind::Retryable => wit::SqlErrorKind::Retryable,
+            SqlErrorKind::Constraint => wit::SqlErrorKind::Constraint,
+            SqlErrorKind::Failed => wit::SqlErrorKind::Failed,
+        },
+        code: e.code,
+        message: e.message,
+    }
+}
+
+fn failed(message: String) -> wit::SqlError {
+    wit::SqlError {
+        kind: wit::SqlErrorKind::Failed,
+        code: None,
+        message,
+    }
+}
+
+impl HostState {
+    /// The granted connection `name`, or a denial (logged and audited).
+    fn connection(&self, name: &str, action: &str) -> Result<ConnectionSpec, wit::SqlError> {
+        if let Some(spec) = self.sql.granted.iter().find(|c| c.name == name) {
+            return Ok(spec.clone());
+        }
+        let granted: Vec<&str> = self.sql.granted.iter().map(|c| c.name.as_str()).collect();
+        let reason = if granted.is_empty() {
+            "the plugin is granted no SQL connection".to_string()
+        } else {
+            format!("the plugin is granted only {}", granted.join(", "))
+        };
+        self.report_denial(crate::Denial {
+            capability: "sql",
+            target: format!("{action} on connection `{name}`"),
+            reason: reason.clone(),
+        });
+        Err(wit::SqlError {
+            kind: wit::SqlErrorKind::Denied,
+            code: None,
+            message: format!(
+                "connection `{name}` is not granted to this plugin ({reason}); grant it in the manifest: grants = {{ sql = [\"{name}\"] }}"
+            ),
+        })
+    }
+
+    /// The transaction behind the plugin's handle. The bindings type the
+    /// handle with their own placeholder; the table holds ours at the same
+    /// index.
+    fn transaction(
+        &mut self,
+        tx: &Resource<wit::Transaction>,
+    ) -> Result<&mut Transaction, wit::SqlError> {
+        let ours: Resource<Transaction> = Resource::new_borrow(tx.rep());
+        self.table
+            .get_mut(&ours)
+            .map_err(|e| failed(format!("unknown transaction: {e}")))
+    }
+}
+
+impl wit::Host for HostState {
+    fn dialect_of(&mut self, connection: String) -> Result<wit::Dialect, wit::SqlError> {
+        let spec = self.connection(&connection, "dialect-of")?;
+        Ok(match spec.dialect {
+            Dialect::Postgres => wit::Dialect::Postgres,
+            Dialect::Sqlite => wit::Dialect::Sqlite,
+        })
+    }
+
+    fn query(
+        &mut self,
+        connection: String,
+        statement: String,
+        values: Vec<wit::Value>,
+    ) -> Result<wit::Rows, wit::SqlError> {
+        let spec = self.connection(&connection, "query")?;
+        hub()
+            .query(&spec, &statement, params(values), self.sql.timeout)
+            .map(rows)
+            .map_err(error)
+    }
+
+    fn execute(
+        &mut self,
+        connection: String,
+        statement: String,
+        values: Vec<wit::Value>,
+    ) -> Result<u64, wit::SqlError> {
+        let spec = self.connection(&connection, "execute")?;
+        hub()
+            .execute(&spec, &statement, params(values), self.sql.timeout)
+            .map_err(error)
+    }
+
+    fn begin(
+        &mut self,
+        connection: String,
+        isolation: Option<String>,
+        read_only: bool,
+    ) -> Result<Resource<wit::Transaction>, wit::SqlError> {
+        let spec = self.connection(&connection, "begin")?;
+        let isolation = match isolation.as_deref() {
+            None | Some("read-committed") => Isolation::ReadCommitted,
+            Some("repeatable-read") => Isolation::RepeatableRead,
+            Some("serializable") => Isolation::Serializable,
+            Some(other) => {
+                return Err(failed(format!(
+                    "unknown isolation level `{other}`: use read-committed, repeatable-read or serializable"
+                )));
+            }
+        };
+        let inner = hub()
+            .begin(&spec, isolation, read_only, self.sql.timeout)
+            .map_err(error)?;
+        self.table
+            .push(Transaction { inner, connection })
+            .map(|ours| Resource::new_own(ours.rep()))
+            .map_err(|e| failed(format!("too many open transactions: {e}")))
+    }
+}
+
+impl wit::HostTransaction for HostState {
+    fn query(
+        &mut self,
+        tx: Resource<wit::Transaction>,
+        statement: String,
+        values: Vec<wit::Value>,
+    ) -> Result<wit::Rows, wit::SqlError> {
+        let timeout = self.sql.timeout;
+        let tx = self.transaction(&tx)?;
+        tx.inner
+            .query(&statement, params(values), timeout)
+            .map(rows)
+            .map_err(error)
+    }
+
+    fn execute(
+        &mut self,
+        tx: Resource<wit::Transaction>,
+        statement: String,
+        values: Vec<wit::Value>,
+    ) -> Result<u64, wit::SqlError> {
+        let timeout = self.sql.timeout;
+        let tx = self.transaction(&tx)?;
+        tx.inner
+            .execute(&statement, params(values), timeout)
+            .map_err(error)
+    }
+
+    fn execute_many(
+        &mut self,
+        tx: Resource<wit::Transaction>,
+        statement: String,
+        values: Vec<Vec<wit::Value>>,
+    ) -> Result<u64, wit::SqlError> {
+        let timeout = self.sql.timeout;
+        let tx = self.transaction(&tx)?;
+        let values = values.into_iter().map(params).collect();
+        tx.inner
+            .execute_many(&statement, values, timeout)
+            .map_err(error)
+    }
+
+    fn commit(&mut self, tx: Resource<wit::Transaction>) -> Result<(), wit::SqlError> {
+        let timeout = self.sql.timeout;
+        let tx = self.transaction(&tx)?;
+        tx.inner.commit(timeout).map_err(error)
+    }
+
+    fn rollback(&mut self, tx: Resource<wit::Transaction>) -> Result<(), wit::SqlError> {
+        let timeout = self.sql.timeout;
+        let tx = self.transaction(&tx)?;
+        tx.inner.rollback(timeout).map_err(error)
+    }
+
+    fn drop(&mut self, tx: Resource<wit::Transaction>) -> wasmtime::Result<()> {
+        // Dropping the driver's transaction rolls it back if still open.
+        let ours: Resource<Transaction> = Resource::new_own(tx.rep());
+        let tx = self.table.delete(ours)?;
+        tracing::trace!(connection = %tx.connection, "transaction resource dropped");
+        Ok(())
+    }
+}
