@@ -37,7 +37,7 @@ fn audit_shows_each_plugins_digest_grants_and_imports() {
     let crm = plugins.iter().find(|p| p["name"] == "crm").expect("crm");
     assert_eq!(
         crm["world"],
-        serde_json::json!(["ferry:plugin/source@0.1.1", "ferry:plugin/sink@0.1.1"])
+        serde_json::json!(["ferry:plugin/source@0.1.2", "ferry:plugin/sink@0.1.2"])
     );
     assert_eq!(crm["grants"]["files"][0]["guest"], "/in");
     assert_eq!(crm["grants"]["files"][0]["mode"], "ro");
@@ -183,4 +183,104 @@ to = ["out"]
         .find(|p| p["name"] == "same")
         .expect("same");
     assert_eq!(same["digest_ok"], false);
+}
+
+/// A plugin reaches only the SQL connections it is granted: naming another
+/// one is refused, logged and kept in the audit log; `ferry audit` shows
+/// each plugin's connections (never a password).
+#[test]
+fn a_connection_that_is_not_granted_is_refused_and_audited() {
+    let s = Sandbox::new();
+    s.write("in/a.jsonl", "{\"id\": 1, \"name\": \"a\"}\n");
+    let manifest = |connection: &str| {
+        format!(
+            r#"[pipeline]
+name = "t"
+
+[connections.warehouse]
+url = "sqlite:out/warehouse.db"
+
+[connections.ops]
+url = "postgres://ferry@127.0.0.1:1/ops"
+password_env = "FERRY_TEST_OPS_PASSWORD"
+
+[plugins.src]
+kind = "source"
+wasm = "{{FILE}}"
+config = {{ path = "/in/a.jsonl", key = "id" }}
+grants = {{ files = [{{ host = "in", guest = "/in" }}] }}
+
+[plugins.out]
+kind = "sink"
+wasm = "{sqlite}"
+config = {{ connection = "{connection}", table = "items", create_table = true }}
+grants = {{ sql = ["warehouse"] }}
+
+[[routes]]
+from = "src"
+to = ["out"]
+"#,
+            sqlite = crate::support::plugins::SQLITE,
+        )
+    };
+
+    s.manifest(&manifest("ops"));
+    let out = ferry(&["run", "pipeline.toml", "--no-watch"], s.dir.path()).expect("ferry runs");
+    assert_ne!(out.code, 0, "a denied connection stops the stage");
+    assert!(
+        out.stderr
+            .contains("connection `ops` is not granted to this plugin"),
+        "{}",
+        out.stderr
+    );
+    let log = ferry(&["audit-log", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
+    let events: Value = serde_json::from_str(&log.stdout).expect("JSON");
+    let denial = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["capability"] == "sql")
+        .unwrap_or_else(|| panic!("no sql denial in {events}"));
+    assert_eq!(denial["stage"], "out");
+    assert!(
+        denial["target"]
+            .as_str()
+            .is_some_and(|t| t.contains("connection `ops`")),
+        "{denial}"
+    );
+
+    // The granted one works.
+    s.manifest(&manifest("warehouse"));
+    let out = ferry(&["run", "pipeline.toml", "--no-watch"], s.dir.path()).expect("ferry runs");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let db = rusqlite::Connection::open(s.path("out/warehouse.db")).expect("the warehouse");
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .expect("a count");
+    assert_eq!(n, 1);
+
+    let audit = ferry(&["audit", "pipeline.toml", "--json"], s.dir.path()).expect("ferry runs");
+    let report: Value = serde_json::from_str(&audit.stdout).expect("JSON");
+    let out_plugin = report["plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "out")
+        .expect("the sink in the report");
+    let sql = &out_plugin["grants"]["sql"][0];
+    assert_eq!(sql["name"], "warehouse");
+    assert!(
+        sql["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("sqlite:") && t.ends_with("warehouse.db")),
+        "{sql}"
+    );
+    assert!(
+        out_plugin["imports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["capability"] == "sql"),
+        "{out_plugin}"
+    );
 }

@@ -75,6 +75,21 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
             ferry_manifest::EnvValue::FromHost(h) => json!({ "name": g.name, "from_env": h }),
         }).collect::<Vec<_>>(),
         "network": plugin.grants.network.iter().map(|g| g.text.clone()).collect::<Vec<_>>(),
+        "sql": plugin.grants.sql.iter().map(|g| {
+            let connection = manifest.connections.get(&g.name);
+            json!({
+                "name": g.name,
+                "target": connection.map(|c| match &c.target {
+                    ferry_manifest::ConnectionTarget::Postgres(url) => url.clone(),
+                    ferry_manifest::ConnectionTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
+                }),
+                "tls": connection.map(|c| match c.tls {
+                    ferry_manifest::TlsMode::Disable => "disable",
+                    ferry_manifest::TlsMode::Require => "require",
+                    ferry_manifest::TlsMode::VerifyFull => "verify-full",
+                }),
+            })
+        }).collect::<Vec<_>>(),
         "memory_mb": plugin.grants.memory_mb,
         "timeout_ms": plugin.grants.timeout.as_millis() as u64,
         "fuel": plugin.grants.fuel,
@@ -110,6 +125,13 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
     let mut unused = Vec::new();
     if !plugin.grants.files.is_empty() && !uses_files {
         unused.push("files: the component imports no wasi:filesystem interface".to_string());
+    }
+    let uses_sql = info
+        .imports
+        .iter()
+        .any(|i| Capability::of(i) == Capability::Sql);
+    if !plugin.grants.sql.is_empty() && !uses_sql {
+        unused.push("sql: the component imports no ferry:plugin/sql interface".to_string());
     }
     report["sha256"] = json!(component.digest());
     report["digest_ok"] = json!(
@@ -219,6 +241,27 @@ fn print_text(m: &Value) {
                 "none".to_string()
             } else {
                 network.join(", ")
+            }
+        );
+        let sql: Vec<String> = g["sql"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} = {} (tls {})",
+                    c["name"].as_str().unwrap_or(""),
+                    c["target"].as_str().unwrap_or("?"),
+                    c["tls"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!(
+            "  sql       {}",
+            if sql.is_empty() {
+                "none".to_string()
+            } else {
+                sql.join("; ")
             }
         );
         let env: Vec<String> = g["env"]

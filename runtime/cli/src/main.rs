@@ -36,6 +36,7 @@ mod plugin;
 mod polyglot;
 mod replay;
 mod scaffold;
+mod scheduled;
 mod serve;
 mod times;
 
@@ -73,7 +74,8 @@ enum Command {
         path: PathBuf,
     },
     /// Pipelines, whether a `ferry run` serves them, what they committed,
-    /// and their latest reloads.
+    /// their latest reloads, and for a scheduled pipeline its schedule, last
+    /// run and next run.
     Status {
         /// A manifest (.toml) or a folder of manifests.
         path: PathBuf,
@@ -315,8 +317,15 @@ fn validate(path: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     for p in &plans {
+        let schedule = p
+            .manifest
+            .pipeline
+            .schedule
+            .as_ref()
+            .map(|s| format!(", on schedule `{s}` (UTC)"))
+            .unwrap_or_default();
         println!(
-            "ok: {}: pipeline `{}`, {} stages, every plugin loaded and checked",
+            "ok: {}: pipeline `{}`, {} stages{schedule}, every plugin loaded and checked",
             p.manifest.path.display(),
             p.name,
             p.stages.len()
@@ -344,7 +353,7 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         let name = m.pipeline.name.clone();
         let state_path = m.pipeline.state.clone();
         let pid = serve::read_pid(&serve::pid_file(&state_path));
-        let (accounting, reloads) = if state_path.exists() {
+        let (accounting, reloads, schedule) = if state_path.exists() {
             let state = SqliteState::open(&state_path)?;
             let accounting = state.total_accounting(&name)?;
             let mut reloads: Vec<ferry_state::AuditEvent> = state
@@ -354,20 +363,25 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
                 .collect();
             let keep = reloads.len().saturating_sub(10);
             reloads.drain(..keep);
-            (accounting, reloads)
+            let schedule = scheduled::status(&m, Some(&state), pid.is_some())?;
+            (accounting, reloads, schedule)
         } else {
-            (Accounting::default(), Vec::new())
+            let schedule = scheduled::status(&m, None, pid.is_some())?;
+            (Accounting::default(), Vec::new(), schedule)
         };
-        out.push((name, manifest, pid, accounting, reloads));
+        let mode = m.pipeline.mode;
+        out.push((name, manifest, pid, accounting, reloads, mode, schedule));
     }
     if json {
         let items: Vec<serde_json::Value> = out
             .iter()
-            .map(|(name, manifest, pid, a, reloads)| {
+            .map(|(name, manifest, pid, a, reloads, mode, schedule)| {
                 serde_json::json!({
                     "pipeline": name,
                     "manifest": manifest.display().to_string(),
                     "served_by_pid": pid,
+                    "mode": mode.as_str(),
+                    "schedule": schedule.as_ref().map(scheduled::ScheduleStatus::json),
                     "accounting": { "read": a.read, "written": a.written, "dead_lettered": a.dead_lettered, "filtered": a.filtered },
                     "reloads": reloads.iter().map(|e| serde_json::json!({
                         "at_us": e.at_us,
@@ -385,7 +399,7 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for (name, manifest, pid, a, reloads) in &out {
+    for (name, manifest, pid, a, reloads, _, schedule) in &out {
         println!("{name} ({})", manifest.display());
         match pid {
             Some(pid) => println!("  running   served by ferry run, pid {pid}"),
@@ -395,6 +409,9 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
             "  committed read={} written={} dead_lettered={} filtered={}",
             a.read, a.written, a.dead_lettered, a.filtered
         );
+        for line in schedule.iter().flat_map(scheduled::ScheduleStatus::lines) {
+            println!("{line}");
+        }
         if reloads.is_empty() {
             println!("  reloads   none");
         } else {

@@ -7,6 +7,12 @@
 //! sha256 of a manifest or of a component it references differs from the
 //! last one seen. `SIGHUP` always reloads (and may end in `no-change`).
 //!
+//! A scheduled pipeline (`mode = "schedule"`) does not end: between its
+//! runs `ferry run` prints when the next one starts ("t: next run at …",
+//! on stderr, and on the progress line), and each run's summary as it ends;
+//! the `accounting:` line at exit sums them all. Exit status 1 then means a
+//! pipeline failed, or a scheduled pipeline's latest run did.
+//!
 //! While it runs, `ferry run` keeps its process id in `<state>.pid` beside
 //! each pipeline's state database, which is how `ferry reload` and `ferry
 //! status` find it.
@@ -20,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ferry_pipeline::{LiveStatus, PipelineError, Plan, Supervisor};
+use ferry_pipeline::{EndKind, LiveStatus, PipelineError, Plan, Supervisor};
 use ferry_state::Accounting;
 use notify::RecursiveMode;
 use tokio::sync::mpsc;
@@ -120,6 +126,10 @@ pub(crate) async fn serve(
     let mut interrupts = 0u32;
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
+    // One listener for the whole run: a `ctrl_c()` made anew in each turn of
+    // the loop misses a SIGINT that comes between two turns.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for SIGINT")?;
     let (file_tx, mut file_rx) = mpsc::unbounded_channel();
     let mut seen = digests(path);
     let mut watcher = if watching {
@@ -133,10 +143,13 @@ pub(crate) async fn serve(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut total = Accounting::default();
     let mut failed = false;
+    // Whether the latest run of each scheduled pipeline failed: a failed run
+    // is retried at the next tick, so only the latest one counts.
+    let mut scheduled_failing: BTreeMap<String, bool> = BTreeMap::new();
     let mut last_draw = Instant::now();
     loop {
         let trigger = tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 interrupts += 1;
                 if interrupts > 1 {
                     std::process::exit(130);
@@ -183,6 +196,10 @@ pub(crate) async fn serve(
             }
         }
         supervisor.reap().await;
+        for note in supervisor.take_notes() {
+            clear_progress(show_progress);
+            eprintln!("{note}");
+        }
         for ended in supervisor.take_ended() {
             clear_progress(show_progress);
             let (report, error) = match ended.result {
@@ -190,12 +207,25 @@ pub(crate) async fn serve(
                 Err(PipelineError::Failed { report, error }) => (Some(*report), Some(*error)),
                 Err(e) => (None, Some(e)),
             };
+            match ended.kind {
+                // Its runs were summed up one by one as they ended.
+                EndKind::ScheduleStopped => {
+                    if let Some(e) = error {
+                        failed = true;
+                        eprintln!("error: pipeline `{}`: {e}", ended.pipeline);
+                    }
+                    continue;
+                }
+                EndKind::ScheduledRun => {
+                    scheduled_failing.insert(ended.pipeline.clone(), error.is_some());
+                }
+                EndKind::Pipeline => failed |= error.is_some(),
+            }
             if let Some(report) = &report {
                 crate::print_summary(report, &ended.manifest, error.is_none());
                 total.add(&report.accounting);
             }
             if let Some(e) = error {
-                failed = true;
                 eprintln!("error: pipeline `{}`: {e}", ended.pipeline);
             }
         }
@@ -212,6 +242,7 @@ pub(crate) async fn serve(
         let _ = std::fs::remove_file(pid);
     }
     println!("{total}");
+    failed |= scheduled_failing.values().any(|f| *f);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -232,6 +263,19 @@ fn draw_progress(running: &[(String, PathBuf, Arc<LiveStatus>)], started: Instan
         .map(|(name, _, s)| {
             if let Some(why) = s.paused() {
                 return format!("{name}: PAUSED: {why}");
+            }
+            let next = s.next_run_us.load(Ordering::Relaxed);
+            if next > 0 {
+                let wait = Duration::from_micros(
+                    next.saturating_sub(ferry_state::now_us())
+                        .max(0)
+                        .unsigned_abs(),
+                );
+                return format!(
+                    "{name}: next run in {} ({} committed so far)",
+                    ferry_pipeline::schedule::human_wait(wait),
+                    crate::thousands(s.committed().read)
+                );
             }
             let read = s.read.load(Ordering::Relaxed);
             let c = s.committed();

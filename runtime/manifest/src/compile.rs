@@ -2,7 +2,7 @@
 //!
 //! 1. Parse the TOML into a spanned document. A syntax error stops here: it is
 //!    the one error reported, since nothing after it can be trusted.
-//! 2. Walk the top level by hand (`pipeline`, `plugins`, `routes`), and hand each
+//! 2. Walk the top level by hand (`pipeline`, `connections`, `plugins`, `routes`), and hand each
 //!    section to [`deserialize_section`]: `[pipeline]`, then every plugin, then
 //!    every route, each on its own, so mistakes in three places give three errors.
 //! 3. Resolve each section (keywords, ranges, names, paths, defaults).
@@ -20,14 +20,23 @@ use toml::de::{DeTable, DeValue};
 use crate::diagnostic::{ManifestError, SourceFile, Span};
 use crate::document::{Collector, KeyPath, deserialize_section, in_source_order, type_name};
 use crate::model::{Manifest, manifest_dir};
-use crate::raw::{RawPipeline, RawPlugin, RawRoute, TOP_LEVEL_KEYS};
-use crate::resolve::{PluginDraft, RouteDraft, resolve_pipeline, resolve_plugin, resolve_route};
+use crate::raw::{RawConnection, RawPipeline, RawPlugin, RawRoute, TOP_LEVEL_KEYS};
+use crate::resolve::{
+    PluginDraft, RouteDraft, resolve_connection, resolve_pipeline, resolve_plugin, resolve_route,
+};
 use crate::rules;
 use crate::suggest::{did_you_mean, expected_hint};
 
 /// Keys of `[pipeline]`, to tell an operator who wrote one at the top level
 /// where it belongs.
-const PIPELINE_KEYS: &[&str] = &["name", "mode", "batch", "poll_interval_ms", "state"];
+const PIPELINE_KEYS: &[&str] = &[
+    "name",
+    "mode",
+    "schedule",
+    "batch",
+    "poll_interval_ms",
+    "state",
+];
 
 type Entry<'t, 'i> = (
     &'t Spanned<std::borrow::Cow<'i, str>>,
@@ -68,6 +77,7 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
 
     let mut pipeline_entry: Option<Entry<'_, '_>> = None;
     let mut plugins_entry: Option<Entry<'_, '_>> = None;
+    let mut connections_entry: Option<Entry<'_, '_>> = None;
     let mut routes_entry: Option<Entry<'_, '_>> = None;
     // Sections an unknown top-level key was probably meant to be: they are not
     // reported missing as well.
@@ -76,6 +86,7 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         match key.get_ref().as_ref() {
             "pipeline" => pipeline_entry = Some((key, value)),
             "plugins" => plugins_entry = Some((key, value)),
+            "connections" => connections_entry = Some((key, value)),
             "routes" => routes_entry = Some((key, value)),
             other => misspelt.extend(unknown_top_level(
                 &mut cx,
@@ -104,11 +115,50 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         Some((_, value)) => {
             let path = KeyPath::root().key("pipeline");
             let header = value.span().into();
-            deserialize_section::<RawPipeline>(&mut cx, &path, value)
+            let section = deserialize_section::<RawPipeline>(&mut cx, &path, value);
+            // A `schedule` of the wrong type has its error: not also "missing".
+            let schedule_lost = section.lost("schedule");
+            section
                 .value
-                .and_then(|raw| resolve_pipeline(&mut cx, raw, header, &dir))
+                .and_then(|raw| resolve_pipeline(&mut cx, raw, header, &dir, schedule_lost))
         }
     };
+
+    // [connections.<name>]
+    let mut connections: IndexMap<String, Option<crate::model::Connection>> = IndexMap::new();
+    if let Some((_, value)) = connections_entry {
+        match value.get_ref() {
+            DeValue::Table(table) => {
+                for (name, connection) in in_source_order(table) {
+                    let path = KeyPath::root().key("connections").key(name.get_ref());
+                    let raw =
+                        deserialize_section::<RawConnection>(&mut cx, &path, connection).value;
+                    let resolved = resolve_connection(
+                        &mut cx,
+                        name.get_ref(),
+                        name.span().into(),
+                        connection.span().into(),
+                        raw,
+                        &dir,
+                    );
+                    connections.insert(name.get_ref().to_string(), resolved);
+                }
+            }
+            other => {
+                cx.error(
+                    value.span(),
+                    format!(
+                        "wrong type for `connections`: expected a table, found {}",
+                        type_name(other)
+                    ),
+                    Some(
+                        "declare each connection as a table of its own: `[connections.<name>]`"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+    }
 
     // [plugins.<name>]
     let mut plugins: Vec<PluginDraft> = Vec::new();
@@ -182,6 +232,35 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         }
     }
 
+    // Every SQL grant names a declared connection.
+    for plugin in plugins.iter().filter_map(|draft| draft.plugin.as_ref()) {
+        for grant in &plugin.grants.sql {
+            if connections.contains_key(&grant.name) {
+                continue;
+            }
+            let mut hint = if connections.is_empty() {
+                format!(
+                    "declare it: `[connections.{}]` with `url = \"postgres://user@host:5432/db\"` or `url = \"sqlite:file.db\"`",
+                    grant.name
+                )
+            } else {
+                let names: Vec<&str> = connections.keys().map(String::as_str).collect();
+                expected_hint(&grant.name, &names)
+            };
+            if connections_entry.is_none() {
+                hint.push_str("; connections are declared at the top of the manifest");
+            }
+            cx.error(
+                grant.span,
+                format!(
+                    "plugin `{}` is granted connection `{}`, which is not declared",
+                    plugin.name, grant.name
+                ),
+                Some(hint),
+            );
+        }
+    }
+
     rules::check(
         &mut cx,
         pipeline_header,
@@ -202,11 +281,16 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         .into_iter()
         .map(|draft| draft.and_then(|draft| draft.route))
         .collect();
-    match (pipeline, plugins, routes) {
-        (Some(pipeline), Some(plugins), Some(routes)) => Ok(Manifest {
+    let connections: Option<IndexMap<_, _>> = connections
+        .into_iter()
+        .map(|(name, connection)| connection.map(|c| (name, c)))
+        .collect();
+    match (pipeline, plugins, routes, connections) {
+        (Some(pipeline), Some(plugins), Some(routes), Some(connections)) => Ok(Manifest {
             path: path.to_path_buf(),
             dir,
             pipeline,
+            connections,
             plugins,
             routes,
             source,

@@ -50,7 +50,7 @@ impl From<Range<usize>> for Span {
 ///   |
 /// 3 | mdoe = "once"
 ///   | ^^^^
-///   = help: expected one of `name`, `mode`, `batch`, `poll_interval_ms`, `state`; did you mean `mode`?
+///   = help: expected one of `name`, `mode`, `schedule`, `batch`, `poll_interval_ms`, `state`; did you mean `mode`?
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

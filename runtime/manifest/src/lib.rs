@@ -13,10 +13,18 @@
 //! ```toml
 //! [pipeline]
 //! name = "contacts-to-warehouse"     # [a-z0-9][a-z0-9_-]*
-//! mode = "once"                      # once | follow
+//! mode = "once"                      # once | follow | schedule
+//! schedule = "*/15 * * * *"          # schedule mode only: 5 cron fields in UTC, or "every 15m" (s, m, h, d)
 //! batch = { max_records = 512, max_wait_ms = 200 }
 //! poll_interval_ms = 500             # follow mode: wait between polls of a caught-up source
 //! state = ".ferry/state.db"          # relative to the manifest's folder
+//!
+//! [connections.ops]                  # a named SQL connection: [a-z][a-z0-9_-]*
+//! url = "postgres://ferry@db.internal:5432/ops"   # or "sqlite:warehouse.db" (relative to the manifest)
+//! password_env = "OPS_PASSWORD"      # the password comes from ferry's environment, never the manifest
+//! tls = "verify-full"                # disable (default) | require | verify-full
+//! ca_file = "certs/ca.pem"           # optional, for verify-full against a private CA
+//! pool = 4                           # most connections open at once (1 to 64)
 //!
 //! [plugins.crm]                      # a plugin (a stage): [a-z][a-z0-9_-]*
 //! kind = "source"                    # source | sink | mapper | validator | resolver
@@ -24,6 +32,7 @@
 //! sha256 = "9f2c…"                   # 64 lowercase hex characters, optional
 //! config = { path = "/in/contacts.jsonl" }   # any table; the plugin gets it as JSON
 //! grants = { files = [{ host = "data", guest = "/in", mode = "ro" }], memory_mb = 64, timeout_ms = 2000 }
+//! # a database connector: grants = { sql = ["ops"] } (names of [connections.*] tables)
 //!
 //! [[routes]]
 //! from = "crm"                       # the source, or a stage of an earlier route (a tap)
@@ -67,7 +76,7 @@
 //!   |
 //! 3 | mdoe = "once"
 //!   | ^^^^
-//!   = help: expected one of `name`, `mode`, `batch`, `poll_interval_ms`, `state`; did you mean `mode`?
+//!   = help: expected one of `name`, `mode`, `schedule`, `batch`, `poll_interval_ms`, `state`; did you mean `mode`?
 //!
 //! 1 error in examples/bad/pipeline.toml
 //! ```
@@ -109,16 +118,18 @@ mod model;
 mod raw;
 mod resolve;
 mod rules;
+mod schedule;
 mod suggest;
 
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, ManifestError, Span};
 pub use model::{
-    Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Manifest, Mode,
-    NetworkGrant, OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, RetryPolicy,
-    Route, RouteSpans, Scalar, Test,
+    Access, BatchPolicy, Condition, Connection, ConnectionTarget, EnvGrant, EnvValue, FileGrant,
+    Grants, Manifest, Mode, NetworkGrant, OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind,
+    PluginSpans, RetryPolicy, Route, RouteSpans, Scalar, SqlGrant, Test, TlsMode,
 };
+pub use schedule::Schedule;
 
 /// Reads and checks the manifest at `path`.
 ///

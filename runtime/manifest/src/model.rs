@@ -14,6 +14,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, ManifestError, SourceFile, Span};
+use crate::schedule::Schedule;
 
 /// A checked pipeline manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,9 @@ pub struct Manifest {
     pub dir: PathBuf,
     /// The `[pipeline]` table.
     pub pipeline: Pipeline,
+    /// Every `[connections.<name>]` table (named SQL connections), in the
+    /// order the manifest declares them.
+    pub connections: IndexMap<String, Connection>,
     /// Every `[plugins.<name>]` table, in the order the manifest declares them.
     pub plugins: IndexMap<String, Plugin>,
     /// Every `[[routes]]` table, in the manifest's order.
@@ -78,8 +82,12 @@ impl Manifest {
 pub struct Pipeline {
     /// The pipeline's name: `[a-z0-9][a-z0-9_-]*`.
     pub name: String,
-    /// Run once to the end of the source, or keep following it.
+    /// Run once to the end of the source, keep following it, or run once on
+    /// each tick of a schedule.
     pub mode: Mode,
+    /// When a `schedule` pipeline runs: set exactly when `mode` is
+    /// [`Mode::Schedule`].
+    pub schedule: Option<Schedule>,
     /// When a batch is cut and sent on.
     pub batch: BatchPolicy,
     /// In `follow` mode, how long to wait before polling a caught-up source again.
@@ -100,6 +108,8 @@ pub struct PipelineSpans {
     pub name: Span,
     /// The `state` value, when the manifest sets one.
     pub state: Option<Span>,
+    /// The `schedule` value, when the manifest sets one.
+    pub schedule: Option<Span>,
 }
 
 /// How a pipeline runs.
@@ -110,6 +120,9 @@ pub enum Mode {
     Once,
     /// Keep polling the source for new records until stopped (`follow`).
     Follow,
+    /// On each tick of the pipeline's [`Schedule`], run as `once` does; runs
+    /// never overlap (`schedule`).
+    Schedule,
 }
 
 /// How records are grouped: a source is polled for at most `max_records`
@@ -260,11 +273,12 @@ impl fmt::Display for PluginKind {
 }
 
 impl Mode {
-    /// The mode as written in a manifest: `once` or `follow`.
+    /// The mode as written in a manifest: `once`, `follow` or `schedule`.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Once => "once",
             Mode::Follow => "follow",
+            Mode::Schedule => "schedule",
         }
     }
 }
@@ -285,6 +299,9 @@ pub struct Grants {
     pub env: Vec<EnvGrant>,
     /// The outbound connections the plugin may open; none by default.
     pub network: Vec<NetworkGrant>,
+    /// The named SQL connections (`[connections.<name>]`) the plugin may
+    /// use through the host; none by default.
+    pub sql: Vec<SqlGrant>,
     /// Memory limit of the plugin's instance in MiB (1 to 4096; default 64).
     pub memory_mb: u32,
     /// Time limit of one call into the plugin (1 ms to 10 min; default 5 s).
@@ -303,12 +320,69 @@ impl Default for Grants {
             files: Vec::new(),
             env: Vec::new(),
             network: Vec::new(),
+            sql: Vec::new(),
             memory_mb: 64,
             timeout: Duration::from_millis(5000),
             fuel: None,
             max_output_mb: 32,
         }
     }
+}
+
+/// A named SQL connection: `[connections.<name>]`. Plugins never see its
+/// URL or password, only its name, and only when granted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The connection's name, as plugins and grants refer to it.
+    pub name: String,
+    /// Which database it reaches.
+    pub target: ConnectionTarget,
+    /// The environment variable holding the password, read when the
+    /// pipeline is planned; `None` for no password.
+    pub password_env: Option<String>,
+    /// Transport security (PostgreSQL only).
+    pub tls: TlsMode,
+    /// A PEM file of certificate authorities to verify the server with,
+    /// resolved against the manifest's folder; `None` for the bundled web
+    /// roots.
+    pub ca_file: Option<PathBuf>,
+    /// Most connections open at once (1 to 64; default 4).
+    pub pool: u32,
+    /// The `[connections.<name>]` table in the manifest.
+    pub span: Span,
+    /// The `url` value.
+    pub url_span: Span,
+}
+
+/// Where a connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionTarget {
+    /// A PostgreSQL server: the URL as written (`postgres://user@host:port/db`),
+    /// which holds no password.
+    Postgres(String),
+    /// A SQLite database file, resolved against the manifest's folder.
+    Sqlite(PathBuf),
+}
+
+/// Transport security of a PostgreSQL connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// Plain TCP (`disable`, the default; fine on loopback or a private link).
+    #[default]
+    Disable,
+    /// Encrypted, without checking the server's certificate (`require`).
+    Require,
+    /// Encrypted, the certificate chain and host name checked (`verify-full`).
+    VerifyFull,
+}
+
+/// One connection a plugin may use: `grants = { sql = ["ops"] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlGrant {
+    /// The connection's name.
+    pub name: String,
+    /// The entry in the manifest.
+    pub span: Span,
 }
 
 /// One entry of a plugin's outbound allow-list: `scheme://host:port`.

@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::model::Scalar;
 
 /// The keys allowed at the top of a manifest.
-pub(crate) const TOP_LEVEL_KEYS: &[&str] = &["pipeline", "plugins", "routes"];
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &["pipeline", "connections", "plugins", "routes"];
 
 /// `[pipeline]`
 #[derive(Debug, Deserialize)]
@@ -26,6 +26,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &["pipeline", "plugins", "routes"];
 pub(crate) struct RawPipeline {
     pub name: Spanned<String>,
     pub mode: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
     pub batch: Option<Spanned<RawBatch>>,
     pub poll_interval_ms: Option<Spanned<i64>>,
     pub state: Option<Spanned<String>>,
@@ -37,6 +38,17 @@ pub(crate) struct RawPipeline {
 pub(crate) struct RawBatch {
     pub max_records: Option<Spanned<i64>>,
     pub max_wait_ms: Option<Spanned<i64>>,
+}
+
+/// `[connections.<name>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnection {
+    pub url: Spanned<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub tls: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub pool: Option<Spanned<i64>>,
 }
 
 /// `[plugins.<name>]`
@@ -67,6 +79,7 @@ pub(crate) struct RawGrants {
     pub files: Option<Vec<Spanned<RawFileGrant>>>,
     pub env: Option<Spanned<toml::Table>>,
     pub network: Option<Vec<Spanned<String>>>,
+    pub sql: Option<Vec<Spanned<String>>>,
     pub memory_mb: Option<Spanned<i64>>,
     pub timeout_ms: Option<Spanned<i64>>,
     pub fuel: Option<Spanned<i64>>,

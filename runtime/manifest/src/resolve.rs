@@ -15,11 +15,13 @@ use toml::Spanned;
 use crate::diagnostic::Span;
 use crate::document::{Collector, KeyPath};
 use crate::model::{
-    Access, BatchPolicy, Condition, EnvGrant, EnvValue, FileGrant, Grants, Mode, NetworkGrant,
-    OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind, PluginSpans, RetryPolicy, Route,
-    RouteSpans, Scalar, Test,
+    Access, BatchPolicy, Condition, Connection, ConnectionTarget, EnvGrant, EnvValue, FileGrant,
+    Grants, Mode, NetworkGrant, OnInvalid, Pipeline, PipelineSpans, Plugin, PluginKind,
+    PluginSpans, RetryPolicy, Route, RouteSpans, Scalar, SqlGrant, Test, TlsMode,
 };
-use crate::raw::{RawBatch, RawGrants, RawPipeline, RawPlugin, RawRetry, RawRoute, RawWhen};
+use crate::raw::{
+    RawBatch, RawConnection, RawGrants, RawPipeline, RawPlugin, RawRetry, RawRoute, RawWhen,
+};
 use crate::suggest::expected_hint;
 
 /// Default `state` path, relative to the manifest's folder.
@@ -213,6 +215,7 @@ pub(crate) fn resolve_pipeline(
     raw: RawPipeline,
     header: Span,
     dir: &Path,
+    schedule_lost: bool,
 ) -> Option<Pipeline> {
     let name_ok = check_name(cx, raw.name.get_ref(), span_of(&raw.name), "pipeline", true);
     let mode = match &raw.mode {
@@ -221,9 +224,20 @@ pub(crate) fn resolve_pipeline(
             cx,
             mode,
             "mode",
-            &[("once", Mode::Once), ("follow", Mode::Follow)],
+            &[
+                ("once", Mode::Once),
+                ("follow", Mode::Follow),
+                ("schedule", Mode::Schedule),
+            ],
         ),
     };
+    let schedule = crate::schedule::resolve(
+        cx,
+        mode,
+        raw.mode.as_ref(),
+        raw.schedule.as_ref(),
+        schedule_lost,
+    );
     let batch = match &raw.batch {
         None => Some(BatchPolicy::default()),
         Some(batch) => resolve_batch(cx, batch.get_ref()),
@@ -243,6 +257,7 @@ pub(crate) fn resolve_pipeline(
     Some(Pipeline {
         name: raw.name.get_ref().clone(),
         mode: mode?,
+        schedule: schedule?,
         batch: batch?,
         poll_interval: millis(poll?),
         state: state?,
@@ -250,6 +265,7 @@ pub(crate) fn resolve_pipeline(
             header,
             name: span_of(&raw.name),
             state: raw.state.as_ref().map(span_of),
+            schedule: raw.schedule.as_ref().map(span_of),
         },
     })
 }
@@ -266,6 +282,131 @@ fn resolve_batch(cx: &mut Collector, raw: &RawBatch) -> Option<BatchPolicy> {
     Some(BatchPolicy {
         max_records: u32::try_from(max_records?).ok()?,
         max_wait: millis(max_wait?),
+    })
+}
+
+/// `[connections.<name>]`, given what could be read of it.
+pub(crate) fn resolve_connection(
+    cx: &mut Collector,
+    name: &str,
+    name_span: Span,
+    header: Span,
+    raw: Option<RawConnection>,
+    dir: &Path,
+) -> Option<Connection> {
+    let name_ok = check_name(cx, name, name_span, "connection", false);
+    let raw = raw?;
+    let url = raw.url.get_ref().trim();
+    let url_span = span_of(&raw.url);
+    let target = if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            cx.error(
+                url_span,
+                format!("connection `{name}`: `{url}` names no database file"),
+                Some("write `sqlite:warehouse.db` (relative to the manifest's folder) or `sqlite:/abs/path.db`".to_owned()),
+            );
+            None
+        } else {
+            Some(ConnectionTarget::Sqlite(dir.join(path)))
+        }
+    } else if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
+        if userinfo.is_some_and(|u| u.contains(':')) {
+            let env = format!("{}_PASSWORD", name.to_ascii_uppercase().replace('-', "_"));
+            cx.error(
+                url_span,
+                format!("connection `{name}`: the URL holds a password"),
+                Some(format!(
+                    "keep secrets out of manifests: drop it from the URL and set `password_env = \"{env}\"`, then export {env} where ferry runs"
+                )),
+            );
+            None
+        } else if authority.rsplit('@').next().is_none_or(str::is_empty) {
+            cx.error(
+                url_span,
+                format!("connection `{name}`: `{url}` names no host"),
+                Some("write `postgres://user@host:5432/database`".to_owned()),
+            );
+            None
+        } else {
+            Some(ConnectionTarget::Postgres(url.to_owned()))
+        }
+    } else {
+        cx.error(
+            url_span,
+            format!("connection `{name}`: `{url}` is not a PostgreSQL or SQLite URL"),
+            Some(
+                "write `postgres://user@host:5432/database` or `sqlite:path/to/file.db`".to_owned(),
+            ),
+        );
+        None
+    };
+    let tls = match &raw.tls {
+        None => Some(TlsMode::Disable),
+        Some(tls) => keyword(
+            cx,
+            tls,
+            "TLS mode",
+            &[
+                ("disable", TlsMode::Disable),
+                ("require", TlsMode::Require),
+                ("verify-full", TlsMode::VerifyFull),
+            ],
+        ),
+    };
+    let ca_file = match &raw.ca_file {
+        None => Some(None),
+        Some(path) => relative_path(cx, path, "ca_file", dir).map(Some),
+    };
+    let pool = setting(cx, raw.pool.as_ref(), "pool", 1..=64, 4);
+    let password_env = match &raw.password_env {
+        None => Some(None),
+        Some(var) => {
+            let text = var.get_ref();
+            let valid = text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if valid {
+                Some(Some(text.clone()))
+            } else {
+                cx.error(
+                    span_of(var),
+                    format!("`{text}` is not an environment variable name"),
+                    Some("name the variable holding the password, like `OPS_PASSWORD`".to_owned()),
+                );
+                None
+            }
+        }
+    };
+    if matches!(target, Some(ConnectionTarget::Sqlite(_)))
+        && (raw.password_env.is_some() || raw.tls.is_some() || raw.ca_file.is_some())
+    {
+        cx.error(
+            header,
+            format!(
+                "connection `{name}`: `password_env`, `tls` and `ca_file` apply to PostgreSQL only"
+            ),
+            Some("a SQLite connection is a local file: drop them".to_owned()),
+        );
+        return None;
+    }
+    name_ok.then_some(())?;
+    Some(Connection {
+        name: name.to_owned(),
+        target: target?,
+        password_env: password_env?,
+        tls: tls?,
+        ca_file: ca_file?,
+        pool: u32::try_from(pool?).ok()?,
+        span: header,
+        url_span,
     })
 }
 
@@ -536,11 +677,31 @@ fn resolve_grants(cx: &mut Collector, raw: &RawGrants, plugin: &str, dir: &Path)
     }
     let env = resolve_env(cx, raw.env.as_ref());
     let network = resolve_network(cx, raw.network.as_deref().unwrap_or(&[]));
+    let mut sql: Vec<SqlGrant> = Vec::new();
+    for entry in raw.sql.iter().flatten() {
+        let name = entry.get_ref();
+        if let Some(first) = sql.iter().find(|g| &g.name == name) {
+            let (line, column) = cx.source().line_column(first.span.start);
+            cx.error(
+                span_of(entry),
+                format!("connection `{name}` is granted twice to plugin `{plugin}`"),
+                Some(format!(
+                    "it is first granted at line {line}, column {column}; drop this entry"
+                )),
+            );
+            continue;
+        }
+        sql.push(SqlGrant {
+            name: name.clone(),
+            span: span_of(entry),
+        });
+    }
     all_files_ok.then_some(())?;
     Some(Grants {
         files,
         env: env?,
         network: network?,
+        sql,
         memory_mb: u32::try_from(memory_mb?).ok()?,
         timeout: millis(timeout_ms?),
         fuel: fuel?,

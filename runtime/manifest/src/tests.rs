@@ -561,7 +561,7 @@ fn keywords_are_checked_with_a_suggestion() {
     assert_eq!(d.message, "unknown mode `folow`");
     assert_eq!(
         hint(&d),
-        "expected one of `once`, `follow`; did you mean `follow`?"
+        "expected one of `once`, `follow`, `schedule`; did you mean `follow`?"
     );
 
     let text = format!("{PIPELINE}{CRM}{WAREHOUSE}{ROUTE}on_invalid = \"dead_letter\"\n");
@@ -939,5 +939,94 @@ fn network_grants_are_scheme_host_and_port() {
     assert!(
         found.iter().all(|m| m.contains("is not a network grant")),
         "{found:?}"
+    );
+}
+
+// ---------------------------------------------------------------- connections
+
+const OPS: &str = "[connections.ops]\nurl = \"postgres://ferry@db.internal:5432/ops\"\npassword_env = \"OPS_PASSWORD\"\ntls = \"verify-full\"\nca_file = \"certs/ca.pem\"\npool = 8\n";
+
+fn with_sql_grant(connections: &str, grant: &str) -> String {
+    format!(
+        "{PIPELINE}{connections}[plugins.crm]\nkind = \"source\"\nwasm = \"plugins/file.wasm\"\ngrants = {{ sql = [{grant}] }}\n{WAREHOUSE}{ROUTE}"
+    )
+}
+
+#[test]
+fn connections_are_read_and_granted_by_name() {
+    use crate::{ConnectionTarget, TlsMode};
+    let text = with_sql_grant(
+        &format!("{OPS}[connections.warehouse]\nurl = \"sqlite:wh/warehouse.db\"\n"),
+        "\"ops\", \"warehouse\"",
+    );
+    let m = ok(&text);
+    let ops = &m.connections["ops"];
+    assert_eq!(
+        ops.target,
+        ConnectionTarget::Postgres("postgres://ferry@db.internal:5432/ops".into())
+    );
+    assert_eq!(ops.password_env.as_deref(), Some("OPS_PASSWORD"));
+    assert_eq!(ops.tls, TlsMode::VerifyFull);
+    assert_eq!(ops.ca_file, Some(PathBuf::from("m/certs/ca.pem")));
+    assert_eq!(ops.pool, 8);
+    let wh = &m.connections["warehouse"];
+    assert_eq!(
+        wh.target,
+        ConnectionTarget::Sqlite(PathBuf::from("m/wh/warehouse.db"))
+    );
+    assert_eq!(wh.tls, TlsMode::Disable);
+    assert_eq!(wh.pool, 4);
+    let names: Vec<&str> = m.plugins["crm"]
+        .grants
+        .sql
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
+    assert_eq!(names, ["ops", "warehouse"]);
+}
+
+#[test]
+fn a_grant_of_an_undeclared_connection_is_refused_with_a_suggestion() {
+    let e = only_error(&with_sql_grant(OPS, "\"osp\""));
+    assert_eq!(
+        e.message,
+        "plugin `crm` is granted connection `osp`, which is not declared"
+    );
+    assert!(hint(&e).contains("did you mean `ops`?"), "{}", hint(&e));
+    assert_eq!(e.line, 12);
+
+    let e = only_error(&with_sql_grant("", "\"ops\""));
+    assert!(hint(&e).contains("[connections.ops]"), "{}", hint(&e));
+}
+
+#[test]
+fn a_password_in_a_connection_url_is_refused() {
+    let e = only_error(&with_sql_grant(
+        "[connections.ops]\nurl = \"postgres://ferry:hunter2@db:5432/ops\"\n",
+        "\"ops\"",
+    ));
+    assert_eq!(e.message, "connection `ops`: the URL holds a password");
+    assert!(
+        hint(&e).contains("password_env = \"OPS_PASSWORD\""),
+        "{}",
+        hint(&e)
+    );
+    assert_eq!((e.line, e.column), (4, 7));
+}
+
+#[test]
+fn bad_connection_settings_are_each_reported() {
+    let all = messages(&with_sql_grant(
+        "[connections.ops]\nurl = \"mysql://db/ops\"\ntls = \"verify\"\npool = 0\n[connections.wh]\nurl = \"sqlite:wh.db\"\ntls = \"require\"\n",
+        "\"ops\"",
+    ));
+    assert_eq!(
+        all,
+        [
+            "connection `ops`: `mysql://db/ops` is not a PostgreSQL or SQLite URL",
+            "unknown TLS mode `verify`",
+            "`pool` must be between 1 and 64, found 0",
+            "connection `wh`: `password_env`, `tls` and `ca_file` apply to PostgreSQL only",
+        ]
     );
 }

@@ -13,6 +13,8 @@
 //!   purpose), together with the accounting it closes, so
 //!   `read = written + dead_lettered + filtered` holds for every run.
 //! - [`route`]: conditional routing (`when`) over a batch's columns.
+//! - [`schedule`](mod@schedule): scheduled pipelines, a loop of `once` runs
+//!   on the ticks of a cron expression or an interval, never overlapping.
 //! - [`lock`](mod@lock): pinning each plugin's sha256 in its manifest.
 
 pub mod ledger;
@@ -21,14 +23,18 @@ pub mod plan;
 pub mod reload;
 pub mod route;
 pub mod run;
+pub mod schedule;
 pub mod swap;
 
 use ferry_host::CallError;
 
 pub use lock::{LockError, LockMode, lock};
 pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan, replay_plan};
-pub use reload::{Change, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files};
+pub use reload::{
+    Change, EndKind, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files,
+};
 pub use run::{LiveStatus, RunOptions, RunReport, run, run_controlled};
+pub use schedule::{NextRun, next_run};
 pub use swap::{Controller, Prepared, RunControl, SwapReport, control, prepare};
 
 /// Why a pipeline did not run to its end.

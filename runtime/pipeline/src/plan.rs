@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_host::sql::{ConnectionSpec, Dialect, Tls};
 use ferry_host::{
     Capability, Component, FileGrant, HostError, InstanceSpec, NetRule, NetworkPolicy, PluginWorld,
     Protocol, Runtime,
 };
 use ferry_manifest::{
-    Access, Condition, Diagnostic, EnvValue, Manifest, ManifestError, OnInvalid, Plugin,
-    PluginKind, Span,
+    Access, Condition, Connection, ConnectionTarget, Diagnostic, EnvValue, Manifest, ManifestError,
+    OnInvalid, Plugin, PluginKind, Span, TlsMode,
 };
 
 /// A stage of a planned pipeline.
@@ -49,6 +50,7 @@ pub struct Output {
 }
 
 /// A checked pipeline, ready to run.
+#[derive(Clone)]
 pub struct Plan {
     /// The pipeline's name.
     pub name: String,
@@ -101,6 +103,7 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
         }
         components.insert(name.clone(), component);
     }
+    diagnostics.extend(check_connections(&manifest));
     if !diagnostics.is_empty() {
         return Err(manifest.error(diagnostics));
     }
@@ -195,6 +198,13 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
                         })
                         .collect(),
                 ),
+                sql: plugin
+                    .grants
+                    .sql
+                    .iter()
+                    .filter_map(|g| manifest.connections.get(&g.name))
+                    .map(connection_spec)
+                    .collect(),
                 audit: None,
                 memory_bytes: plugin.grants.memory_mb as usize * 1024 * 1024,
                 timeout: plugin.grants.timeout.max(Duration::from_millis(1)),
@@ -387,7 +397,10 @@ pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
         let refusal = match Capability::of(import) {
             // Without a `files` grant there is no preopened folder, so a
             // filesystem import reaches nothing, like an empty environment.
-            Capability::Baseline | Capability::Environment | Capability::Files => None,
+            Capability::Baseline
+            | Capability::Environment
+            | Capability::Files
+            | Capability::Sql => None,
             Capability::Network if !plugin.grants.network.is_empty() => None,
             Capability::Network => Some((
                 "it has no `network` grant",
@@ -407,6 +420,79 @@ pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// What the manifest crate cannot check of the connections some plugin is
+/// granted: the password variable is set, the CA file exists.
+fn check_connections(manifest: &Manifest) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for connection in manifest.connections.values() {
+        let granted = manifest
+            .plugins
+            .values()
+            .any(|p| p.grants.sql.iter().any(|g| g.name == connection.name));
+        if !granted {
+            continue;
+        }
+        if let Some(var) = &connection.password_env
+            && std::env::var(var).is_err()
+        {
+            out.push(manifest.diagnostic(
+                connection.span,
+                format!(
+                    "connection `{}` takes its password from `{var}`, which is not set",
+                    connection.name
+                ),
+                Some(format!("export {var} in the environment ferry runs in")),
+            ));
+        }
+        if let Some(ca) = &connection.ca_file
+            && !ca.is_file()
+        {
+            out.push(manifest.diagnostic(
+                connection.span,
+                format!(
+                    "connection `{}`: CA file {} does not exist",
+                    connection.name,
+                    ca.display()
+                ),
+                Some("fix `ca_file`; it is relative to the manifest's folder".to_string()),
+            ));
+        }
+    }
+    out
+}
+
+/// The host's view of a declared connection, with its password read from
+/// the environment now (`None` when the variable is unset: the plan reports
+/// that before anything runs).
+pub fn connection_spec(connection: &Connection) -> ConnectionSpec {
+    let (dialect, url) = match &connection.target {
+        ConnectionTarget::Postgres(url) => (Dialect::Postgres, url.clone()),
+        ConnectionTarget::Sqlite(path) => (
+            Dialect::Sqlite,
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+        ),
+    };
+    ConnectionSpec {
+        name: connection.name.clone(),
+        dialect,
+        url,
+        password: connection
+            .password_env
+            .as_ref()
+            .and_then(|var| std::env::var(var).ok()),
+        tls: match connection.tls {
+            TlsMode::Disable => Tls::Disable,
+            TlsMode::Require => Tls::Require,
+            TlsMode::VerifyFull => Tls::VerifyFull,
+        },
+        ca_file: connection.ca_file.clone(),
+        pool_size: connection.pool,
+    }
 }
 
 /// The value a granted variable has now: read from the host's environment

@@ -18,6 +18,13 @@
 //! Every reload ends in a [`ReloadEvent`] (`applied`, `rolled-back` or
 //! `no-change`), written to the audit log of the pipelines it concerns,
 //! with old and new digests and what each swap did to the plugin's grants.
+//!
+//! A scheduled pipeline (`mode = "schedule"`) runs as a loop of `once` runs
+//! ([`crate::schedule`]). It is not swapped: any change to it (its schedule
+//! included) gives its loop the new plan, which takes it between runs, and
+//! is reported as a restart. Changing its mode or its state file restarts it
+//! as any other pipeline. Each of its runs ends in an [`Ended`] of its own
+//! ([`EndKind::ScheduledRun`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,13 +33,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_host::{InstanceSpec, Runtime};
+use ferry_manifest::Mode;
 use ferry_state::{AuditEvent, SqliteState, StateStore};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::PipelineError;
 use crate::plan::{Plan, PlannedStage};
 use crate::run::{LiveStatus, RunOptions, RunReport, run_controlled};
+use crate::schedule::{LoopEvent, ScheduleLoop};
 use crate::swap::{Controller, Prepared, control, prepare};
 
 /// How a reload ended.
@@ -199,9 +208,33 @@ struct Active {
     handle: JoinHandle<Result<RunReport, PipelineError>>,
     status: Arc<LiveStatus>,
     state: Arc<dyn StateStore>,
+    state_path: PathBuf,
+    /// A scheduled pipeline's loop.
+    scheduled: Option<Scheduled>,
 }
 
-/// A pipeline that ended (finished, failed, removed or restarted).
+/// The ends of a scheduled pipeline's loop that its supervisor holds.
+struct Scheduled {
+    /// New plans, taken between runs.
+    replans: mpsc::UnboundedSender<Plan>,
+    /// Runs that ended, and lines for the operator.
+    events: mpsc::UnboundedReceiver<LoopEvent>,
+}
+
+/// What an [`Ended`] is the end of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    /// A pipeline's run: it finished, failed, was removed or restarted.
+    Pipeline,
+    /// One run of a scheduled pipeline, which goes on to its next tick.
+    ScheduledRun,
+    /// A scheduled pipeline's loop stopped (shutdown, removed, restarted).
+    /// Its runs were reported one by one, so the result holds their sum.
+    ScheduleStopped,
+}
+
+/// A pipeline that ended (finished, failed, removed or restarted), or one
+/// run of a scheduled pipeline.
 pub struct Ended {
     /// The pipeline.
     pub pipeline: String,
@@ -209,6 +242,8 @@ pub struct Ended {
     pub manifest: PathBuf,
     /// What it did.
     pub result: Result<RunReport, PipelineError>,
+    /// What ended.
+    pub kind: EndKind,
     state: Arc<dyn StateStore>,
 }
 
@@ -217,6 +252,8 @@ pub struct Supervisor {
     runtime: Runtime,
     active: BTreeMap<String, Active>,
     ended: Vec<Ended>,
+    /// Lines for the operator from scheduled pipelines ("next run at …").
+    notes: Vec<String>,
 }
 
 /// Everything about a pipeline that a swap cannot change: a difference
@@ -224,8 +261,9 @@ pub struct Supervisor {
 fn shape(plan: &Plan) -> String {
     let p = &plan.manifest.pipeline;
     let mut s = format!(
-        "mode={:?} batch={:?} poll={:?} state={}",
+        "mode={:?} schedule={:?} batch={:?} poll={:?} state={}",
         p.mode,
+        p.schedule.as_ref().map(|s| s.as_str()),
         p.batch,
         p.poll_interval,
         p.state.display()
@@ -258,7 +296,8 @@ fn shape_change(old: &[PlannedStage], new: &Plan) -> String {
     {
         return "its routes changed".to_string();
     }
-    "its pipeline settings changed (mode, batch, poll interval, state or on_invalid)".to_string()
+    "its pipeline settings changed (mode, schedule, batch, poll interval, state or on_invalid)"
+        .to_string()
 }
 
 /// How the grants of a stage changed, and whether they widened.
@@ -317,6 +356,26 @@ pub fn grant_diff(old: &InstanceSpec, new: &InstanceSpec) -> (Vec<String>, bool)
     for r in old.network.rules() {
         if !new.network.rules().contains(r) {
             lines.push(format!("- {}", rule(r)));
+        }
+    }
+    for c in &new.sql {
+        match old.sql.iter().find(|o| o.name == c.name) {
+            None => {
+                lines.push(format!("+ sql: {}", c.name));
+                widened = true;
+            }
+            // The same name now reaching another database is a new grant.
+            Some(o) if o.url != c.url || o.dialect != c.dialect => {
+                lines.push(format!("~ sql: {} now reaches another database", c.name));
+                widened = true;
+            }
+            Some(o) if o != c => lines.push(format!("~ sql: {} (new settings)", c.name)),
+            Some(_) => {}
+        }
+    }
+    for c in &old.sql {
+        if !new.sql.iter().any(|n| n.name == c.name) {
+            lines.push(format!("- sql: {}", c.name));
         }
     }
     let mut limit = |what: &str, old: u128, new: u128, unit: &str| {
@@ -411,6 +470,7 @@ impl Supervisor {
             runtime,
             active: BTreeMap::new(),
             ended: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -427,15 +487,43 @@ impl Supervisor {
         };
         let (controller, ctl) = control();
         let name = plan.name.clone();
+        let plan_stages = plan.stages.clone();
+        let plan_shape = shape(&plan);
+        let manifest = plan.manifest.path.clone();
+        let state_path = plan.manifest.pipeline.state.clone();
+        let (handle, scheduled) = if plan.manifest.pipeline.mode == Mode::Schedule {
+            let (replans_tx, replans) = mpsc::unbounded_channel();
+            let (events_tx, events) = mpsc::unbounded_channel();
+            let schedule = ScheduleLoop {
+                plan,
+                state: Arc::clone(&state),
+                options,
+                replans,
+                events: events_tx,
+            };
+            let scheduled = Scheduled {
+                replans: replans_tx,
+                events,
+            };
+            (tokio::spawn(schedule.run()), Some(scheduled))
+        } else {
+            let state = Arc::clone(&state);
+            (
+                tokio::spawn(run_controlled(plan, state, options, ctl)),
+                None,
+            )
+        };
         let active = Active {
-            plan_stages: plan.stages.clone(),
-            shape: shape(&plan),
-            manifest: plan.manifest.path.clone(),
+            plan_stages,
+            shape: plan_shape,
+            manifest,
             controller,
             shutdown,
             status,
-            state: Arc::clone(&state),
-            handle: tokio::spawn(run_controlled(plan, state, options, ctl)),
+            state,
+            state_path,
+            handle,
+            scheduled,
         };
         self.active.insert(name, active);
         Ok(())
@@ -454,8 +542,12 @@ impl Supervisor {
         !self.active.is_empty()
     }
 
-    /// Moves pipelines whose task ended into the ended list.
+    /// Moves pipelines whose task ended, and scheduled runs that ended,
+    /// into the ended list.
     pub async fn reap(&mut self) {
+        for (name, a) in &mut self.active {
+            drain(name, a, &mut self.ended, &mut self.notes);
+        }
         let done: Vec<String> = self
             .active
             .iter()
@@ -464,15 +556,21 @@ impl Supervisor {
             .collect();
         for name in done {
             if let Some(a) = self.active.remove(&name) {
-                let ended = finish(name, a).await;
-                self.ended.push(ended);
+                finish(name, a, &mut self.ended, &mut self.notes).await;
             }
         }
     }
 
-    /// Takes the pipelines that ended since the last call.
+    /// Takes the pipelines (and scheduled runs) that ended since the last
+    /// call.
     pub fn take_ended(&mut self) -> Vec<Ended> {
         std::mem::take(&mut self.ended)
+    }
+
+    /// Takes the lines scheduled pipelines had for the operator since the
+    /// last call ("t: next run at 2026-11-27T08:15:00Z (in 14m 2s)").
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// Asks every pipeline to drain and stop.
@@ -486,8 +584,7 @@ impl Supervisor {
     pub async fn wait(&mut self) -> Vec<Ended> {
         let active = std::mem::take(&mut self.active);
         for (name, a) in active {
-            let ended = finish(name, a).await;
-            self.ended.push(ended);
+            finish(name, a, &mut self.ended, &mut self.notes).await;
         }
         self.take_ended()
     }
@@ -522,11 +619,55 @@ impl Supervisor {
         let mut added = Vec::new();
         let mut restarted = Vec::new();
         let mut swaps: Vec<(String, PlannedStage, InstanceSpec)> = Vec::new();
+        // Scheduled pipelines given a new plan, and their changed stages,
+        // opened once as a check.
+        let mut replans: Vec<(Plan, String)> = Vec::new();
+        let mut checks: Vec<(String, PlannedStage)> = Vec::new();
         let mut new_names = Vec::new();
         for plan in plans {
             new_names.push(plan.name.clone());
             match self.active.get(&plan.name) {
                 None => added.push(plan),
+                Some(a)
+                    if a.scheduled.is_some()
+                        && plan.manifest.pipeline.mode == Mode::Schedule
+                        && a.state_path == plan.manifest.pipeline.state =>
+                {
+                    let changed: Vec<&PlannedStage> = a
+                        .plan_stages
+                        .iter()
+                        .zip(&plan.stages)
+                        .filter(|(old, new)| {
+                            old.component.digest() != new.component.digest()
+                                || !old.spec.same_settings(&new.spec)
+                        })
+                        .map(|(_, new)| new)
+                        .collect();
+                    let why = if a.shape != shape(&plan) {
+                        shape_change(&a.plan_stages, &plan)
+                    } else if !changed.is_empty() {
+                        let names: Vec<&str> = changed.iter().map(|s| s.name.as_str()).collect();
+                        format!("stage `{}` changed", names.join("`, `"))
+                    } else {
+                        continue;
+                    };
+                    for stage in changed {
+                        checks.push((plan.name.clone(), stage.clone()));
+                    }
+                    let schedule = plan
+                        .manifest
+                        .pipeline
+                        .schedule
+                        .as_ref()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
+                    replans.push((
+                        plan,
+                        format!(
+                            "{why}; its runs go on from the next one, on schedule `{schedule}`"
+                        ),
+                    ));
+                }
                 Some(a) if a.shape != shape(&plan) => {
                     let why = shape_change(&a.plan_stages, &plan);
                     restarted.push((plan, why));
@@ -548,7 +689,12 @@ impl Supervisor {
             .filter(|name| !new_names.contains(name))
             .cloned()
             .collect();
-        if added.is_empty() && restarted.is_empty() && swaps.is_empty() && removed.is_empty() {
+        if added.is_empty()
+            && restarted.is_empty()
+            && swaps.is_empty()
+            && removed.is_empty()
+            && replans.is_empty()
+        {
             return ReloadEvent {
                 outcome: Outcome::NoChange,
                 trigger: trigger.to_string(),
@@ -572,22 +718,64 @@ impl Supervisor {
             }
         }
 
+        // A scheduled pipeline's changed stages must open too, though the
+        // instances are dropped: its next run builds its own.
+        for (pipeline, stage) in checks {
+            let Some(state) = self.active.get(&pipeline).map(|a| Arc::clone(&a.state)) else {
+                continue;
+            };
+            let name = pipeline.clone();
+            let result = tokio::task::spawn_blocking(move || prepare(&stage, &name, &state)).await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return refused(format!("pipeline `{pipeline}`: {e}")),
+                Err(e) => return refused(format!("checking a stage failed: {e}")),
+            }
+        }
+
         // 4. Apply.
         let mut changes = Vec::new();
         for name in removed {
             if let Some(a) = self.active.remove(&name) {
                 let _ = a.shutdown.send(true);
-                let ended = finish(name.clone(), a).await;
-                self.ended.push(ended);
+                finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
                 changes.push(Change::Removed { pipeline: name });
             }
+        }
+        for (plan, why) in replans {
+            let name = plan.name.clone();
+            let Some(a) = self.active.get_mut(&name) else {
+                continue;
+            };
+            a.plan_stages = plan.stages.clone();
+            a.shape = shape(&plan);
+            let sent = match &a.scheduled {
+                Some(s) => s.replans.send(plan).map_err(|e| e.0),
+                None => Err(plan),
+            };
+            if let Err(plan) = sent {
+                // The loop ended meanwhile: start it again.
+                if let Some(a) = self.active.remove(&name) {
+                    finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
+                }
+                if let Err(e) = self.start(plan) {
+                    return rolled_back(
+                        trigger,
+                        format!("pipeline `{name}` could not start again: {e}"),
+                        changes,
+                    );
+                }
+            }
+            changes.push(Change::Restarted {
+                pipeline: name,
+                why,
+            });
         }
         for (plan, why) in restarted {
             let name = plan.name.clone();
             if let Some(a) = self.active.remove(&name) {
                 let _ = a.shutdown.send(true);
-                let ended = finish(name.clone(), a).await;
-                self.ended.push(ended);
+                finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
             }
             match self.start(plan) {
                 Ok(()) => changes.push(Change::Restarted {
@@ -719,15 +907,42 @@ impl Supervisor {
     }
 }
 
-async fn finish(pipeline: String, a: Active) -> Ended {
-    let result = match a.handle.await {
+/// Waits for a pipeline's task to end and adds it to `ended` (after the
+/// runs a scheduled pipeline reported).
+async fn finish(pipeline: String, mut a: Active, ended: &mut Vec<Ended>, notes: &mut Vec<String>) {
+    let result = match (&mut a.handle).await {
         Ok(result) => result,
         Err(e) => Err(PipelineError::Internal(format!("pipeline task died: {e}"))),
     };
-    Ended {
+    drain(&pipeline, &mut a, ended, notes);
+    ended.push(Ended {
         pipeline,
         manifest: a.manifest,
         result,
+        kind: if a.scheduled.is_some() {
+            EndKind::ScheduleStopped
+        } else {
+            EndKind::Pipeline
+        },
         state: a.state,
+    });
+}
+
+/// Moves what a scheduled pipeline's loop reported into `ended` and `notes`.
+fn drain(pipeline: &str, a: &mut Active, ended: &mut Vec<Ended>, notes: &mut Vec<String>) {
+    let Some(scheduled) = &mut a.scheduled else {
+        return;
+    };
+    while let Ok(event) = scheduled.events.try_recv() {
+        match event {
+            LoopEvent::Note(line) => notes.push(line),
+            LoopEvent::Ran(result) => ended.push(Ended {
+                pipeline: pipeline.to_string(),
+                manifest: a.manifest.clone(),
+                result,
+                kind: EndKind::ScheduledRun,
+                state: Arc::clone(&a.state),
+            }),
+        }
     }
 }

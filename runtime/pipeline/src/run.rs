@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_host::batch::BatchExt;
@@ -61,6 +61,10 @@ pub struct LiveStatus {
     pub rebuilds: AtomicU64,
     /// Why the pipeline is paused (a sink that is down), if it is.
     pub paused: std::sync::Mutex<Option<String>>,
+    /// A scheduled pipeline waiting for its next run: when it starts, in
+    /// microseconds since the Unix epoch; 0 while it runs (and for other
+    /// pipelines).
+    pub next_run_us: AtomicI64,
 }
 
 impl LiveStatus {
@@ -997,7 +1001,8 @@ impl SourceTask {
                 SourceStatus::More => {}
                 SourceStatus::Finished => return Ok(()),
                 SourceStatus::CaughtUp => match self.mode {
-                    Mode::Once => return Ok(()),
+                    // Each run of a scheduled pipeline is a `once` run.
+                    Mode::Once | Mode::Schedule => return Ok(()),
                     Mode::Follow => {
                         let shutdown = &mut self.shutdown;
                         let swap = tokio::select! {

@@ -304,6 +304,38 @@ pub struct RunRecord {
     pub status: String,
 }
 
+/// One run of a scheduled pipeline (`mode = "schedule"`): when it was due,
+/// when it ran, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledRun {
+    /// Its id (in `schedule_runs`, not a [`RunRecord`]'s).
+    pub id: i64,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// The schedule as the manifest wrote it when the run started.
+    pub schedule: String,
+    /// The tick it ran for, microseconds since the Unix epoch: the latest
+    /// tick that had passed when it started (for a pipeline's first run, its
+    /// start).
+    pub due_at_us: i64,
+    /// Ticks that passed without a run of their own before this one (a run
+    /// that lasted past them, or ferry not running), all served by it.
+    pub missed: u64,
+    /// Start, microseconds since the Unix epoch.
+    pub started_at_us: i64,
+    /// End, if it ended.
+    pub finished_at_us: Option<i64>,
+    /// The [`RunRecord`] it made, once it ended (none if it failed before
+    /// reading anything, or ferry stopped during it).
+    pub run_id: Option<i64>,
+    /// What it committed.
+    pub accounting: Accounting,
+    /// `running`, `finished`, `stopped` (ferry was stopped during it: it
+    /// committed what it had read), `failed: <why>`, or `interrupted` (ferry
+    /// ended without recording its end).
+    pub outcome: String,
+}
+
 /// Durable state behind one interface, so backends can change.
 pub trait StateStore: Send + Sync {
     /// The last committed checkpoint of a pipeline's source.
@@ -371,6 +403,34 @@ pub trait StateStore: Send + Sync {
     /// Accounting summed over every run of a pipeline.
     fn total_accounting(&self, pipeline: &str) -> Result<Accounting, StateError>;
 
+    /// Records the start of a scheduled run (outcome `running`) and returns
+    /// its id. Runs of a pipeline never overlap, so an earlier one still
+    /// `running` was cut short by ferry ending: it becomes `interrupted`, in
+    /// the same transaction.
+    fn start_scheduled_run(
+        &self,
+        pipeline: &str,
+        schedule: &str,
+        due_at_us: i64,
+        missed: u64,
+        started_at_us: i64,
+    ) -> Result<i64, StateError>;
+
+    /// Records the end of a scheduled run: its outcome, the run it made and
+    /// what that committed.
+    fn finish_scheduled_run(
+        &self,
+        id: i64,
+        finished_at_us: i64,
+        outcome: &str,
+        run: Option<i64>,
+        accounting: &Accounting,
+    ) -> Result<(), StateError>;
+
+    /// The latest `limit` scheduled runs of a pipeline, newest first.
+    fn scheduled_runs(&self, pipeline: &str, limit: usize)
+    -> Result<Vec<ScheduledRun>, StateError>;
+
     /// Records a run-time denial in the audit log.
     fn record_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
 
@@ -388,9 +448,13 @@ pub struct SqliteState {
 pub const APPLICATION_ID: i64 = 0x4652_5259;
 
 /// `PRAGMA user_version` of the tables below. Files made before versions
-/// were stamped have 0 and these same tables. A change to the tables bumps
-/// this number and adds a migration to `SqliteState::check_schema`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// were stamped have 0 and the tables of version 1. A change to the tables
+/// bumps this number and adds a migration to `SqliteState::check_schema`.
+///
+/// 1. checkpoints, runs, dead letters, the audit log.
+/// 2. `schedule_runs`, the runs of scheduled pipelines. A file of version 0
+///    or 1 gets the new table (and its index) when it is opened.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Every table ferry uses and the columns it reads and writes.
 const TABLES: &[(&str, &[&str])] = &[
@@ -440,6 +504,24 @@ const TABLES: &[(&str, &[&str])] = &[
             "detail",
         ],
     ),
+    (
+        "schedule_runs",
+        &[
+            "id",
+            "pipeline",
+            "schedule",
+            "due_at_us",
+            "missed",
+            "started_at_us",
+            "finished_at_us",
+            "run_id",
+            "read",
+            "written",
+            "dead_lettered",
+            "filtered",
+            "outcome",
+        ],
+    ),
 ];
 
 const SCHEMA: &str = "
@@ -484,6 +566,22 @@ CREATE TABLE IF NOT EXISTS audit_events (
     target TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    due_at_us INTEGER NOT NULL,
+    missed INTEGER NOT NULL DEFAULT 0,
+    started_at_us INTEGER NOT NULL,
+    finished_at_us INTEGER,
+    run_id INTEGER,
+    read INTEGER NOT NULL DEFAULT 0,
+    written INTEGER NOT NULL DEFAULT 0,
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
+    filtered INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedule_runs_by_pipeline ON schedule_runs (pipeline, id);
 ";
 
 /// Microseconds since the Unix epoch, now.
@@ -1119,6 +1217,107 @@ impl StateStore for SqliteState {
             .map_err(self.q("summing the accounting"))
     }
 
+    fn start_scheduled_run(
+        &self,
+        pipeline: &str,
+        schedule: &str,
+        due_at_us: i64,
+        missed: u64,
+        started_at_us: i64,
+    ) -> Result<i64, StateError> {
+        let what = "starting a scheduled run";
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.q(what))?;
+        tx.execute(
+            "UPDATE schedule_runs SET outcome = 'interrupted' WHERE pipeline = ?1 AND finished_at_us IS NULL",
+            params![pipeline],
+        )
+        .map_err(self.q(what))?;
+        tx.execute(
+            "INSERT INTO schedule_runs (pipeline, schedule, due_at_us, missed, started_at_us, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+            params![
+                pipeline,
+                schedule,
+                due_at_us,
+                i64::try_from(missed).unwrap_or(i64::MAX),
+                started_at_us
+            ],
+        )
+        .map_err(self.q(what))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(self.q(what))?;
+        Ok(id)
+    }
+
+    fn finish_scheduled_run(
+        &self,
+        id: i64,
+        finished_at_us: i64,
+        outcome: &str,
+        run: Option<i64>,
+        accounting: &Accounting,
+    ) -> Result<(), StateError> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.lock()
+            .execute(
+                "UPDATE schedule_runs SET finished_at_us = ?2, outcome = ?3, run_id = ?4, read = ?5, written = ?6, dead_lettered = ?7, filtered = ?8 WHERE id = ?1",
+                params![
+                    id,
+                    finished_at_us,
+                    outcome,
+                    run,
+                    count(accounting.read),
+                    count(accounting.written),
+                    count(accounting.dead_lettered),
+                    count(accounting.filtered)
+                ],
+            )
+            .map_err(self.q("finishing a scheduled run"))?;
+        Ok(())
+    }
+
+    fn scheduled_runs(
+        &self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<ScheduledRun>, StateError> {
+        let what = "reading scheduled runs";
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, pipeline, schedule, due_at_us, missed, started_at_us, finished_at_us, run_id, read, written, dead_lettered, filtered, outcome \
+                 FROM schedule_runs WHERE pipeline = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(self.q(what))?;
+        stmt.query_map(
+            params![pipeline, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok(ScheduledRun {
+                    id: r.get(0)?,
+                    pipeline: r.get(1)?,
+                    schedule: r.get(2)?,
+                    due_at_us: r.get(3)?,
+                    missed: r.get::<_, i64>(4)?.max(0) as u64,
+                    started_at_us: r.get(5)?,
+                    finished_at_us: r.get(6)?,
+                    run_id: r.get(7)?,
+                    accounting: Accounting {
+                        read: r.get::<_, i64>(8)?.max(0) as u64,
+                        written: r.get::<_, i64>(9)?.max(0) as u64,
+                        dead_lettered: r.get::<_, i64>(10)?.max(0) as u64,
+                        filtered: r.get::<_, i64>(11)?.max(0) as u64,
+                    },
+                    outcome: r.get(12)?,
+                })
+            },
+        )
+        .map_err(self.q(what))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(self.q(what))
+    }
+
     fn record_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
         let at = if event.at_us == 0 {
             now_us()
@@ -1430,7 +1629,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "state database {} was written by a newer ferry (schema version 2; this ferry knows up to 1); run it with that ferry, or restore a backup this one wrote",
+                "state database {} was written by a newer ferry (schema version 3; this ferry knows up to 2); run it with that ferry, or restore a backup this one wrote",
                 path.display()
             )
         );
@@ -1488,6 +1687,86 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_1_file_gets_the_schedule_table_and_keeps_the_rest() {
+        let (_dir, path) = temp();
+        populate(&path);
+        // A file of version 1 is this one without `schedule_runs`.
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch(
+            "DROP INDEX schedule_runs_by_pipeline; DROP TABLE schedule_runs; PRAGMA user_version = 1;",
+        )
+        .expect("back to version 1");
+        let checkpoints: i64 = conn
+            .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
+            .expect("count");
+        drop(conn);
+        let s = SqliteState::open(&path).expect("a version 1 file opens");
+        let version: i64 = s
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, 2);
+        let kept: i64 = s
+            .lock()
+            .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(kept, checkpoints);
+        assert_eq!(s.scheduled_runs("p", 10).expect("the new table"), vec![]);
+        let id = s
+            .start_scheduled_run("p", "every 1m", 60_000_000, 0, 60_000_001)
+            .expect("a scheduled run");
+        assert_eq!(s.scheduled_runs("p", 10).expect("read")[0].id, id);
+    }
+
+    #[test]
+    fn scheduled_runs_are_kept_newest_first_and_an_unfinished_one_becomes_interrupted()
+    -> Result<(), StateError> {
+        let (_dir, path) = temp();
+        let s = SqliteState::open(&path)?;
+        let first = s.start_scheduled_run("p", "*/15 * * * *", 900_000_000, 0, 900_000_100)?;
+        let counts = Accounting {
+            read: 5,
+            written: 3,
+            dead_lettered: 1,
+            filtered: 1,
+        };
+        s.finish_scheduled_run(first, 901_000_000, "finished", Some(7), &counts)?;
+        // A second run that ferry never saw end (killed), then a third.
+        let second = s.start_scheduled_run("p", "*/15 * * * *", 1_800_000_000, 0, 1_800_000_050)?;
+        let other = s.start_scheduled_run("q", "every 1s", 1_000_000, 0, 1_000_000)?;
+        let third = s.start_scheduled_run("p", "every 1h", 3_600_000_000, 2, 5_400_000_000)?;
+
+        let runs = s.scheduled_runs("p", 10)?;
+        let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [third, second, first]);
+        let [newest, cut, done] = &runs[..] else {
+            panic!("three runs: {runs:?}")
+        };
+        assert_eq!(newest.outcome, "running");
+        assert_eq!(newest.schedule, "every 1h");
+        assert_eq!((newest.due_at_us, newest.missed), (3_600_000_000, 2));
+        assert_eq!(newest.started_at_us, 5_400_000_000);
+        assert_eq!(newest.finished_at_us, None);
+        assert_eq!(cut.outcome, "interrupted");
+        assert_eq!(cut.finished_at_us, None);
+        assert_eq!(done.outcome, "finished");
+        assert_eq!(done.finished_at_us, Some(901_000_000));
+        assert_eq!(done.run_id, Some(7));
+        assert_eq!(done.accounting, counts);
+        assert_eq!(s.scheduled_runs("p", 1)?.len(), 1);
+        // Another pipeline's run is its own.
+        let q = s.scheduled_runs("q", 10)?;
+        assert_eq!(
+            (q.len(), q[0].id, q[0].outcome.as_str()),
+            (1, other, "running")
+        );
+        drop(s);
+        // And it all survives a reopen.
+        assert_eq!(SqliteState::open(&path)?.scheduled_runs("p", 10)?, runs);
+        Ok(())
     }
 
     #[test]
