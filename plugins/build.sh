@@ -18,6 +18,8 @@ plugins=(
     "field_mapper:field-mapper"
     "schema_validator:schema-validator"
     "passthrough:passthrough"
+    "sqlite:sqlite"
+    "postgres:postgres"
     "test_faulty_mapper:test-faulty-mapper"
     "test_faulty_sink:test-faulty-sink"
     "test_net_probe:test-net-probe"

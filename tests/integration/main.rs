@@ -8,17 +8,22 @@
 mod support;
 
 mod audit;
+mod cdc_example;
 mod cli;
 mod crash;
 mod dlq;
 mod host;
 mod manifest_errors;
+mod pg_cdc;
 mod pipeline;
 mod plugin_cli;
 mod plugins;
 mod polyglot;
 mod quickstart;
 mod reload;
+mod schedule;
+mod sql;
+mod sql_sync;
 
 macro_rules! every_plugin_has_tests {
     ($($name:ident),* $(,)?) => {

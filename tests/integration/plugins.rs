@@ -1253,3 +1253,12 @@ pub mod test_tagger_v2 {
         assert!(out.iter().all(|r| r["version"] == "v2"), "{out:?}");
     }
 }
+
+/// The `sqlite` connector: its pipelines (delta and full sources, the
+/// upserting sink, version conflicts, rejections, type round trips) are in
+/// `sql_sync.rs`, beside the PostgreSQL ones they share with `postgres`.
+pub mod sqlite {}
+
+/// The `postgres` connector: its table source and sink pipelines are in
+/// `sql_sync.rs`; `mode = "cdc"` is `ferry_postgres_cdc`'s.
+pub mod postgres {}

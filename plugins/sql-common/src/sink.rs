@@ -1,0 +1,1227 @@
+//! The table sink: upserts and deletes records by key, a whole `write` in
+//! one transaction.
+//!
+//! # What one `write` does
+//!
+//! 1. Each record is turned into parameters for the table's columns
+//!    ([`crate::values::to_param`]); a record a column cannot hold is
+//!    rejected with the reason, and the rest go on. Key columns take the
+//!    record's field when it has one (not null), else the record key
+//!    (`42`, or a JSON array `[42,"eu"]` for a key of several columns).
+//! 2. Records with the same key: the last one wins (one `INSERT ... ON
+//!    CONFLICT` cannot touch a row twice); the earlier ones count as
+//!    written, since the last one overwrites them.
+//! 3. In one transaction: deletes as `DELETE ... WHERE key IN (...)`,
+//!    upserts as multi-row `INSERT ... ON CONFLICT (key) DO UPDATE SET` on
+//!    the columns the batch has (a column the batch does not have is left
+//!    as it is; a null field is written as NULL), in chunks that stay under
+//!    the parameter limit. Then commit.
+//! 4. A statement the database refuses because of the data (a constraint,
+//!    a value the column refuses) does not fail the batch. The host ends a
+//!    transaction at its first failed statement, so the culprits are found
+//!    outside it: each chunk is tried again in a transaction that is rolled
+//!    back, a chunk that fails is split in halves down to single records,
+//!    and each record refused alone is rejected with the database's reason.
+//!    Then the write runs again, in one transaction, without them. Passing
+//!    failures (connection lost, deadlock, serialization failure, timeout)
+//!    are `retryable`: the host writes the batch again later; anything else
+//!    (a missing table, a statement the server cannot run) is `fatal`.
+//!
+//! # Version checks
+//!
+//! With `version_column`, a record is written only if its version is newer
+//! than the stored one: `ON CONFLICT ... DO UPDATE ... WHERE t.v IS NULL OR
+//! t.v < excluded.v`. The same version is accepted when the row would not
+//! change (so writing a batch twice is harmless). Every other record is a
+//! *conflict* in the report (the host sends it to the dead-letter store
+//! with reason `conflict`, where two-way sync will pick it up). The version
+//! is the record's field for that column, else its `version` (integer
+//! columns) or `updated-at` (timestamp columns); an upsert without one is
+//! rejected. A delete with a version deletes only a row whose stored
+//! version is not newer; a delete without one deletes unconditionally (a
+//! full sync's deletes carry none).
+
+use std::collections::{BTreeSet, HashMap};
+
+use ferry_plugin::sql::{SqlError, SqlErrorKind, Value as SqlValue};
+use ferry_plugin::{
+    Batch, BatchBuilder, Column, Op, PluginError, RecordIssue, Row, TextList, Value, ValueKind,
+    WriteReport, types,
+};
+
+use crate::config::{ColumnsSpec, SinkConfig};
+use crate::db::{Database, Tx, is_data_error};
+use crate::dialect::{ColType, Dialect, create_type};
+use crate::ident::{self, TableName};
+use crate::schema::{ColumnMeta, TableMeta, introspect};
+use crate::values::{key_text, parse_key, plain, read, to_param};
+
+/// The most rows one statement writes: larger statements save little and
+/// take long to plan.
+const MAX_ROWS_PER_STATEMENT: usize = 1000;
+
+/// How many times a write drops the records the database refuses and tries
+/// again before it gives up.
+const MAX_ATTEMPTS: usize = 4;
+
+/// An upserting table sink over a [`Database`].
+pub struct TableSink<D: Database> {
+    db: D,
+    dialect: Dialect,
+    table: TableName,
+    key_names: Option<Vec<String>>,
+    columns: Option<ColumnsSpec>,
+    version_column: Option<String>,
+    create_table: bool,
+    /// The table, once it exists; the key's positions in it.
+    target: Option<Target>,
+    /// Batch fields already reported as not being columns.
+    warned: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    meta: TableMeta,
+    key: Vec<String>,
+    version: Option<ColumnMeta>,
+}
+
+/// Where a written column's value comes from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// A batch field (for key columns: the record key when it is null;
+    /// for the version: the record's version when it is null).
+    Field(usize),
+    /// The record key.
+    Key,
+    /// The record's version or updated-at.
+    Meta,
+}
+
+/// The columns one batch writes: the key first, in key order.
+#[derive(Debug, Clone)]
+struct Layout {
+    cols: Vec<ColumnMeta>,
+    from: Vec<Origin>,
+    key_n: usize,
+    version: Option<usize>,
+}
+
+/// One record ready to write.
+#[derive(Debug, Clone)]
+struct Item {
+    row: usize,
+    values: Vec<SqlValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Upsert,
+    Delete,
+    VersionedDelete,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    rejected: Vec<RecordIssue>,
+    conflicts: Vec<RecordIssue>,
+}
+
+fn invalid(message: impl Into<String>) -> PluginError {
+    PluginError::invalid_config(message.into())
+}
+
+fn row_no(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+impl<D: Database> TableSink<D> {
+    /// Opens the sink: checks the settings against the table (if it does
+    /// not exist yet, `create_table` must be set; it is created at the
+    /// first write, from that batch's fields).
+    pub fn open(db: D, config: SinkConfig) -> Result<Self, PluginError> {
+        let dialect = db.dialect();
+        let table = TableName::parse(&config.table).map_err(invalid)?;
+        if let Some(k) = &config.key {
+            for n in k.clone().into_vec() {
+                ident::check(&n, "key").map_err(invalid)?;
+            }
+        }
+        if let Some(spec) = &config.columns {
+            for (field, column) in spec.pairs() {
+                ident::check(&column, &format!("columns.{field}")).map_err(invalid)?;
+            }
+        }
+        if let Some(v) = &config.version_column {
+            ident::check(v, "version_column").map_err(invalid)?;
+        }
+        let mut sink = TableSink {
+            db,
+            dialect,
+            table,
+            key_names: config.key.map(|k| k.into_vec()),
+            columns: config.columns,
+            version_column: config.version_column,
+            create_table: config.create_table,
+            target: None,
+            warned: BTreeSet::new(),
+        };
+        match introspect(&mut sink.db, &sink.table)? {
+            Some(meta) => sink.target = Some(sink.check_target(meta)?),
+            None if sink.create_table => {}
+            None => {
+                return Err(invalid(format!(
+                    "table: {} has no table {} (set create_table = true to create it from the first batch)",
+                    dialect.name(),
+                    sink.table
+                )));
+            }
+        }
+        Ok(sink)
+    }
+
+    fn check_target(&self, meta: TableMeta) -> Result<Target, PluginError> {
+        let key = match &self.key_names {
+            Some(k) if k.is_empty() => return Err(invalid("key: give at least one column")),
+            Some(k) => k.clone(),
+            None if meta.primary_key.is_empty() => {
+                return Err(invalid(format!(
+                    "key: table {} has no primary key; set `key` to columns with a unique index",
+                    self.table
+                )));
+            }
+            None => meta.primary_key.clone(),
+        };
+        for k in &key {
+            meta.require(k, "key").map_err(invalid)?;
+        }
+        if !meta.has_unique(&key) {
+            return Err(invalid(format!(
+                "key: table {} has no primary key or unique index on ({}), which INSERT ... ON CONFLICT needs",
+                self.table,
+                key.join(", ")
+            )));
+        }
+        if let Some(spec) = &self.columns {
+            for (field, column) in spec.pairs() {
+                let c = meta
+                    .require(&column, &format!("columns.{field}"))
+                    .map_err(invalid)?;
+                if c.generated {
+                    return Err(invalid(format!(
+                        "columns.{field}: column {column:?} is generated and cannot be written"
+                    )));
+                }
+            }
+        }
+        let version = match &self.version_column {
+            Some(v) => {
+                let c = meta.require(v, "version_column").map_err(invalid)?;
+                if !matches!(c.ty, ColType::Int { .. } | ColType::Timestamp) {
+                    return Err(invalid(format!(
+                        "version_column: {v:?} is {}; a version is an integer or a timestamp",
+                        c.declared
+                    )));
+                }
+                if key.contains(v) {
+                    return Err(invalid(
+                        "version_column: a key column cannot be the version",
+                    ));
+                }
+                Some(c.clone())
+            }
+            None => None,
+        };
+        Ok(Target { meta, key, version })
+    }
+
+    /// Writes a batch (see the module documentation).
+    pub fn write(&mut self, batch: &Batch) -> Result<WriteReport, PluginError> {
+        if batch.is_empty() {
+            return Ok(WriteReport::ok());
+        }
+        if self.target.is_none() {
+            self.create(batch)?;
+        }
+        let layout = self.layout(batch)?;
+        let mut outcome = Outcome::default();
+        let (upserts, deletes, vdeletes) = self.prepare(batch, &layout, &mut outcome);
+        let mut work = [
+            (Kind::Delete, deletes),
+            (Kind::VersionedDelete, vdeletes),
+            (Kind::Upsert, upserts),
+        ];
+        for _ in 0..MAX_ATTEMPTS {
+            match self.run(&layout, &work) {
+                Ok(conflicts) => {
+                    outcome.conflicts.extend(conflicts);
+                    return Ok(WriteReport {
+                        rejected: outcome.rejected,
+                        conflicts: outcome.conflicts,
+                    });
+                }
+                Err(e) if is_data_error(self.dialect, &e) => {
+                    let culprits = self
+                        .find_culprits(&layout, &work)
+                        .map_err(|e| self.error(e))?;
+                    if culprits.is_empty() {
+                        // Refused together, accepted one by one: no single
+                        // record to blame; the host splits the batch.
+                        return Err(self.error(e));
+                    }
+                    let refused: BTreeSet<u32> = culprits.iter().map(|c| c.row).collect();
+                    for (_, items) in &mut work {
+                        items.retain(|i| !refused.contains(&row_no(i.row)));
+                    }
+                    outcome.rejected.extend(culprits);
+                }
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Err(PluginError::fatal(format!(
+            "writing to {}: still refused after rejecting records {MAX_ATTEMPTS} times",
+            self.table
+        )))
+    }
+
+    fn error(&self, e: SqlError) -> PluginError {
+        let text = format!(
+            "writing to {}: {}",
+            self.table,
+            ferry_plugin::sql::describe(&e)
+        );
+        match e.kind {
+            SqlErrorKind::Retryable => PluginError::retryable(text),
+            _ => PluginError::fatal(text),
+        }
+    }
+
+    /// Creates the table from the batch's fields.
+    fn create(&mut self, batch: &Batch) -> Result<(), PluginError> {
+        let key = self.key_names.clone().unwrap_or_else(|| vec!["id".into()]);
+        let pairs: Vec<(String, String)> = match &self.columns {
+            Some(spec) => spec.pairs(),
+            None => batch
+                .columns()
+                .map(|c| (c.name().to_owned(), c.name().to_owned()))
+                .collect(),
+        };
+        let mut cols: Vec<(String, &'static str)> = Vec::new();
+        for (field, column) in &pairs {
+            ident::check(column, "a batch field").map_err(PluginError::fatal)?;
+            let kind = batch
+                .column(field)
+                .map_or(ValueKind::Null, |c| first_kind(batch, c));
+            if !cols.iter().any(|(n, _)| n == column) {
+                cols.push((column.clone(), create_type(self.dialect, kind)));
+            }
+        }
+        // The key first, in key order (a key column the batch lacks comes
+        // from the record key: text).
+        for (i, k) in key.iter().enumerate() {
+            let col = match cols.iter().position(|(n, _)| n == k) {
+                Some(p) => cols.remove(p),
+                None => (k.clone(), create_type(self.dialect, ValueKind::Text)),
+            };
+            cols.insert(i, col);
+        }
+        if let Some(v) = &self.version_column
+            && !cols.iter().any(|(n, _)| n == v)
+        {
+            let kind = if batch.has_updated_at() && !batch.has_versions() {
+                ValueKind::Timestamp
+            } else {
+                ValueKind::Int
+            };
+            cols.push((v.clone(), create_type(self.dialect, kind)));
+        }
+        let sql = create_table_sql(&self.table.quoted(), &cols, &key);
+        ferry_plugin::log::info!("creating table {}: {sql}", self.table);
+        self.db.execute(&sql, &[]).map_err(|e| self.error(e))?;
+        let meta = introspect(&mut self.db, &self.table)?.ok_or_else(|| {
+            PluginError::fatal(format!(
+                "table {} is still missing after CREATE TABLE",
+                self.table
+            ))
+        })?;
+        self.target = Some(self.check_target(meta)?);
+        Ok(())
+    }
+
+    /// Which columns this batch writes, and from where.
+    fn layout(&mut self, batch: &Batch) -> Result<Layout, PluginError> {
+        let target = self
+            .target
+            .as_ref()
+            .ok_or_else(|| PluginError::fatal("the table is not known"))?;
+        let meta = &target.meta;
+        let mut cols: Vec<ColumnMeta> = Vec::new();
+        let mut from: Vec<Origin> = Vec::new();
+        let pairs: Vec<(String, String)> = match &self.columns {
+            Some(spec) => spec.pairs(),
+            None => batch
+                .columns()
+                .map(|c| (c.name().to_owned(), c.name().to_owned()))
+                .collect(),
+        };
+        let mut field_of: HashMap<&str, usize> = HashMap::new();
+        let mut others: Vec<(ColumnMeta, usize)> = Vec::new();
+        for (field, column) in &pairs {
+            let Some(index) = batch.column_index(field) else {
+                continue; // not in this batch: the column is left as it is
+            };
+            match meta.column(column) {
+                Some(c) if !c.generated => {
+                    if target.key.contains(&c.name) {
+                        field_of.insert(c.name.as_str(), index);
+                    } else if !others.iter().any(|(o, _)| o.name == c.name) {
+                        others.push((c.clone(), index));
+                    }
+                }
+                Some(_) | None => {
+                    if self.warned.insert(field.clone()) {
+                        ferry_plugin::log::warn!(
+                            "field {field:?} is not a writable column of {}; it is not written",
+                            self.table
+                        );
+                    }
+                }
+            }
+        }
+        for k in &target.key {
+            let c = meta.require(k, "key").map_err(PluginError::fatal)?;
+            cols.push(c.clone());
+            from.push(match field_of.get(k.as_str()) {
+                Some(&i) => Origin::Field(i),
+                None => Origin::Key,
+            });
+        }
+        let key_n = cols.len();
+        for (c, i) in others {
+            cols.push(c);
+            from.push(Origin::Field(i));
+        }
+        let version =
+            target
+                .version
+                .as_ref()
+                .map(|v| match cols.iter().position(|c| c.name == v.name) {
+                    Some(p) => p,
+                    None => {
+                        cols.push(v.clone());
+                        from.push(Origin::Meta);
+                        cols.len() - 1
+                    }
+                });
+        Ok(Layout {
+            cols,
+            from,
+            key_n,
+            version,
+        })
+    }
+
+    /// Turns records into parameters; rejects those that do not fit;
+    /// keeps the last record per key.
+    fn prepare(
+        &self,
+        batch: &Batch,
+        layout: &Layout,
+        outcome: &mut Outcome,
+    ) -> (Vec<Item>, Vec<Item>, Vec<Item>) {
+        let columns: Vec<Option<Column<'_>>> = (0..batch.column_count())
+            .map(|i| batch.column_at(i))
+            .collect();
+        let mut latest: HashMap<String, (Kind, Item)> = HashMap::new();
+        for row in batch.rows() {
+            match self.prepare_record(layout, &row, &columns) {
+                Ok((kind, values)) => {
+                    let key_values: Vec<Value<'_>> =
+                        values.iter().take(layout.key_n).map(plain).collect();
+                    let canonical = key_text(&key_values);
+                    latest.insert(
+                        canonical,
+                        (
+                            kind,
+                            Item {
+                                row: row.index(),
+                                values,
+                            },
+                        ),
+                    );
+                }
+                Err(reason) => outcome.rejected.push(RecordIssue {
+                    row: row_no(row.index()),
+                    reason,
+                }),
+            }
+        }
+        let mut items: Vec<(Kind, Item)> = latest.into_values().collect();
+        items.sort_by_key(|(_, item)| item.row);
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        let mut vdeletes = Vec::new();
+        for (kind, item) in items {
+            match kind {
+                Kind::Upsert => upserts.push(item),
+                Kind::Delete => deletes.push(item),
+                Kind::VersionedDelete => vdeletes.push(item),
+            }
+        }
+        (upserts, deletes, vdeletes)
+    }
+
+    /// One record's parameters: every written column for an upsert; the
+    /// key (and the version, if any) for a delete.
+    fn prepare_record(
+        &self,
+        layout: &Layout,
+        row: &Row<'_>,
+        columns: &[Option<Column<'_>>],
+    ) -> Result<(Kind, Vec<SqlValue>), String> {
+        let dialect = self.dialect;
+        let upsert = row.op() == Op::Upsert;
+        let mut parts: Option<Vec<SqlValue>> = None;
+        let mut values = Vec::with_capacity(layout.cols.len());
+        for (i, (col, from)) in layout.cols.iter().zip(&layout.from).enumerate() {
+            let is_key = i < layout.key_n;
+            let is_version = layout.version == Some(i);
+            if !upsert && !is_key && !is_version {
+                continue;
+            }
+            let field = match *from {
+                Origin::Field(f) => columns
+                    .get(f)
+                    .copied()
+                    .flatten()
+                    .map_or(Value::Null, |c| row.value(c)),
+                Origin::Key | Origin::Meta => Value::Null,
+            };
+            let param = if !field.is_null() {
+                to_param(dialect, col, field)?
+            } else if is_key {
+                if parts.is_none() {
+                    parts = Some(parse_key(row.key(), layout.key_n)?);
+                }
+                let v = parts
+                    .as_ref()
+                    .and_then(|p| p.get(i))
+                    .map_or(Value::Null, plain);
+                if v.is_null() {
+                    return Err(format!("key column {:?} has no value", col.name));
+                }
+                to_param(dialect, col, v)?
+            } else if is_version {
+                to_param(dialect, col, meta_version(row, col))?
+            } else {
+                SqlValue::Null
+            };
+            values.push(param);
+        }
+        let version = layout.version.and_then(|p| layout.cols.get(p));
+        let kind = match (upsert, version) {
+            (true, Some(v)) => {
+                let at = layout.version.unwrap_or(0);
+                if values.get(at).is_none_or(|x| *x == SqlValue::Null) {
+                    return Err(format!(
+                        "no version to check: version_column is {:?}, and the record has neither that field nor a version",
+                        v.name
+                    ));
+                }
+                Kind::Upsert
+            }
+            (true, None) => Kind::Upsert,
+            (false, Some(_)) if values.last().is_some_and(|x| *x != SqlValue::Null) => {
+                Kind::VersionedDelete
+            }
+            (false, Some(_)) => {
+                values.pop();
+                Kind::Delete
+            }
+            (false, None) => Kind::Delete,
+        };
+        Ok((kind, values))
+    }
+
+    /// Runs the work in one transaction; returns the conflicts.
+    fn run(
+        &mut self,
+        layout: &Layout,
+        work: &[(Kind, Vec<Item>)],
+    ) -> Result<Vec<RecordIssue>, SqlError> {
+        let dialect = self.dialect;
+        let table = self.table.quoted();
+        let mut conflicts = Vec::new();
+        let mut tx = self.db.begin()?;
+        for (kind, items) in work {
+            for chunk in items.chunks(chunk_rows(dialect, layout, *kind)) {
+                conflicts.extend(exec(tx.as_mut(), dialect, &table, layout, *kind, chunk)?);
+            }
+        }
+        tx.commit()?;
+        Ok(conflicts)
+    }
+
+    /// Finds the records the database refuses: each chunk is tried in a
+    /// transaction that is rolled back, and a chunk that fails is split in
+    /// halves until single records are left, each with the database's
+    /// reason. (The host ends a transaction at the first failed statement,
+    /// so the records cannot be tried one by one inside the write's own
+    /// transaction, nor behind savepoints.)
+    fn find_culprits(
+        &mut self,
+        layout: &Layout,
+        work: &[(Kind, Vec<Item>)],
+    ) -> Result<Vec<RecordIssue>, SqlError> {
+        let mut found = Vec::new();
+        for (kind, items) in work {
+            for chunk in items.chunks(chunk_rows(self.dialect, layout, *kind)) {
+                self.probe(layout, *kind, chunk, &mut found)?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn probe(
+        &mut self,
+        layout: &Layout,
+        kind: Kind,
+        items: &[Item],
+        found: &mut Vec<RecordIssue>,
+    ) -> Result<(), SqlError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let dialect = self.dialect;
+        let table = self.table.quoted();
+        let result = {
+            let mut tx = self.db.begin()?;
+            exec(tx.as_mut(), dialect, &table, layout, kind, items)
+            // Dropped without a commit: rolled back.
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_data_error(dialect, &e) => match items {
+                [one] => {
+                    found.push(RecordIssue {
+                        row: row_no(one.row),
+                        reason: ferry_plugin::sql::describe(&e),
+                    });
+                    Ok(())
+                }
+                _ => {
+                    let (a, b) = items.split_at(items.len() / 2);
+                    self.probe(layout, kind, a, found)?;
+                    self.probe(layout, kind, b, found)
+                }
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The current rows of `keys` (for two-way sync), keys that do not
+    /// exist left out.
+    pub fn fetch(&mut self, keys: &TextList) -> Result<types::Batch, PluginError> {
+        let Some(target) = &self.target else {
+            return Ok(BatchBuilder::new().finish());
+        };
+        let dialect = self.dialect;
+        let meta = &target.meta;
+        let key_cols: Vec<&ColumnMeta> = target.key.iter().filter_map(|k| meta.column(k)).collect();
+        // Fields: the mapped columns (all columns without a map), named as
+        // the batch names them.
+        let fields: Vec<(String, &ColumnMeta)> = match &self.columns {
+            Some(spec) => {
+                let mut f: Vec<(String, &ColumnMeta)> = Vec::new();
+                for k in &key_cols {
+                    if !spec.pairs().iter().any(|(_, c)| *c == k.name) {
+                        f.push((k.name.clone(), k));
+                    }
+                }
+                for (field, column) in spec.pairs() {
+                    if let Some(c) = meta.column(&column) {
+                        f.push((field, c));
+                    }
+                }
+                f
+            }
+            None => meta.columns.iter().map(|c| (c.name.clone(), c)).collect(),
+        };
+        let mut select: Vec<&ColumnMeta> = key_cols.clone();
+        for (_, c) in &fields {
+            if !select.iter().any(|s| s.name == c.name) {
+                select.push(c);
+            }
+        }
+        if let Some(v) = &target.version
+            && !select.iter().any(|s| s.name == v.name)
+        {
+            select.push(v);
+        }
+        let select_list = select
+            .iter()
+            .map(|c| dialect.select_expr(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut params: Vec<Vec<SqlValue>> = Vec::new();
+        for key in keys.iter() {
+            let parts = match parse_key(key, key_cols.len()) {
+                Ok(p) => p,
+                Err(_) => continue, // cannot be a key of this table
+            };
+            let converted: Result<Vec<SqlValue>, String> = key_cols
+                .iter()
+                .zip(&parts)
+                .map(|(c, v)| to_param(dialect, c, plain(v)))
+                .collect();
+            if let Ok(c) = converted {
+                params.push(c);
+            }
+        }
+        // In the order asked for (as far as the keys read back match the
+        // keys asked for; the others follow).
+        let order: HashMap<String, usize> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (key_text(&p.iter().map(plain).collect::<Vec<_>>()), i))
+            .collect();
+        let position = |name: &str| select.iter().position(|c| c.name == name);
+        let chunk_rows =
+            (dialect.max_params() / key_cols.len().max(1)).clamp(1, MAX_ROWS_PER_STATEMENT);
+        let table = self.table.quoted();
+        let mut found: Vec<(usize, String, Vec<SqlValue>)> = Vec::new();
+        for chunk in params.chunks(chunk_rows) {
+            let sql = fetch_sql(dialect, &table, &select_list, &key_cols, chunk.len());
+            let flat: Vec<SqlValue> = chunk.iter().flatten().cloned().collect();
+            let rows = self.db.query(&sql, &flat).map_err(|e| self.error(e))?;
+            for r in rows.rows {
+                let asked: Vec<Value<'_>> = key_cols
+                    .iter()
+                    .map(|c| {
+                        position(&c.name)
+                            .and_then(|p| r.get(p))
+                            .map_or(Value::Null, plain)
+                    })
+                    .collect();
+                let rank = order.get(&key_text(&asked)).copied().unwrap_or(usize::MAX);
+                let key: Vec<Value<'_>> = key_cols
+                    .iter()
+                    .map(|c| {
+                        position(&c.name)
+                            .and_then(|p| r.get(p))
+                            .map_or(Value::Null, |v| read(dialect, c.ty, v))
+                    })
+                    .collect();
+                let text = key_text(&key);
+                found.push((rank, text, r));
+            }
+        }
+        found.sort_by_key(|(rank, _, _)| *rank);
+        let mut out = BatchBuilder::with_capacity(found.len());
+        let ids: Vec<_> = fields.iter().map(|(name, _)| out.column(name)).collect();
+        for (_, key, r) in &found {
+            let at = |name: &str| {
+                position(name)
+                    .and_then(|p| r.get(p))
+                    .unwrap_or(&SqlValue::Null)
+            };
+            let mut b = out.row(key, Op::Upsert);
+            for ((_, c), id) in fields.iter().zip(&ids) {
+                b.set_at(*id, read(dialect, c.ty, at(&c.name)));
+            }
+            if let Some(v) = &target.version {
+                match read(dialect, v.ty, at(&v.name)) {
+                    Value::Int(n) => {
+                        if let Ok(n) = u64::try_from(n) {
+                            b.version(n);
+                        }
+                    }
+                    Value::Timestamp(t) => {
+                        b.updated_at(t);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out.finish())
+    }
+
+    /// The database, for tests.
+    pub fn db_mut(&mut self) -> &mut D {
+        &mut self.db
+    }
+}
+
+/// The record's version (integer columns) or updated-at (timestamp
+/// columns), as a value for `col`.
+fn meta_version(row: &Row<'_>, col: &ColumnMeta) -> Value<'static> {
+    match col.ty {
+        ColType::Timestamp => row.updated_at().map_or(Value::Null, Value::Timestamp),
+        _ => row
+            .version()
+            .and_then(|v| i64::try_from(v).ok())
+            .map_or(Value::Null, Value::Int),
+    }
+}
+
+/// The ferry type of a column's first non-null value.
+fn first_kind(batch: &Batch, column: Column<'_>) -> ValueKind {
+    (0..batch.len())
+        .map(|i| column.get(i).kind())
+        .find(|k| *k != ValueKind::Null)
+        .unwrap_or(ValueKind::Null)
+}
+
+/// How many rows of `kind` one statement carries: under the dialect's
+/// parameter limit and [`MAX_ROWS_PER_STATEMENT`].
+fn chunk_rows(dialect: Dialect, layout: &Layout, kind: Kind) -> usize {
+    let per_row = match kind {
+        Kind::Upsert => layout.cols.len() + 1,
+        Kind::Delete => layout.key_n,
+        Kind::VersionedDelete => layout.key_n + 2,
+    };
+    (dialect.max_params() / per_row.max(1)).clamp(1, MAX_ROWS_PER_STATEMENT)
+}
+
+/// Runs one chunk; returns its conflicts.
+fn exec(
+    tx: &mut dyn Tx,
+    dialect: Dialect,
+    table: &str,
+    layout: &Layout,
+    kind: Kind,
+    chunk: &[Item],
+) -> Result<Vec<RecordIssue>, SqlError> {
+    let cols: Vec<&ColumnMeta> = layout.cols.iter().collect();
+    let key_cols = cols.get(..layout.key_n).unwrap_or(&[]);
+    match kind {
+        Kind::Delete => {
+            let sql = delete_sql(dialect, table, key_cols, chunk.len());
+            let params: Vec<SqlValue> = chunk
+                .iter()
+                .flat_map(|i| i.values.iter().cloned())
+                .collect();
+            tx.execute(&sql, &params)?;
+            Ok(Vec::new())
+        }
+        Kind::VersionedDelete => {
+            let version = layout
+                .version
+                .and_then(|p| cols.get(p).copied())
+                .ok_or_else(|| crate::db::failed("no version column"))?;
+            let params = with_ord(chunk);
+            tx.execute(
+                &versioned_delete_sql(dialect, table, key_cols, version, chunk.len()),
+                &params,
+            )?;
+            let left = tx.query(
+                &remaining_sql(dialect, table, key_cols, version, chunk.len()),
+                &params,
+            )?;
+            Ok(conflicts_from(
+                left,
+                "the target holds a newer version; the delete was not applied",
+            ))
+        }
+        Kind::Upsert => {
+            let params: Vec<SqlValue> = chunk
+                .iter()
+                .flat_map(|i| i.values.iter().cloned())
+                .collect();
+            let sql = upsert_sql(
+                dialect,
+                table,
+                &cols,
+                layout.key_n,
+                layout.version,
+                chunk.len(),
+            );
+            tx.execute(&sql, &params)?;
+            if layout.version.is_none() {
+                return Ok(Vec::new());
+            }
+            let params = with_ord(chunk);
+            let left = tx.query(
+                &changed_sql(dialect, table, &cols, layout.key_n, chunk.len()),
+                &params,
+            )?;
+            Ok(conflicts_from(
+                left,
+                "the target holds a newer version (or the same version with other values); the record was not written",
+            ))
+        }
+    }
+}
+
+fn with_ord(chunk: &[Item]) -> Vec<SqlValue> {
+    let mut params =
+        Vec::with_capacity(chunk.len() * (chunk.first().map_or(0, |i| i.values.len()) + 1));
+    for item in chunk {
+        params.push(SqlValue::Int(i64::try_from(item.row).unwrap_or(i64::MAX)));
+        params.extend(item.values.iter().cloned());
+    }
+    params
+}
+
+fn conflicts_from(rows: ferry_plugin::sql::Rows, reason: &str) -> Vec<RecordIssue> {
+    rows.rows
+        .iter()
+        .filter_map(|r| match r.first() {
+            Some(SqlValue::Int(n)) => u32::try_from(*n).ok(),
+            _ => None,
+        })
+        .map(|row| RecordIssue {
+            row,
+            reason: reason.to_owned(),
+        })
+        .collect()
+}
+
+/// `(p, p, ...), (p, p, ...)` for `rows` rows of `cols`, numbered from
+/// 1; with `ord`, each row starts with an integer parameter (the record's
+/// row in the batch, which post-write queries return).
+fn values_rows(
+    dialect: Dialect,
+    cols: &[&ColumnMeta],
+    rows: usize,
+    ord: bool,
+    exact: bool,
+) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        if ord {
+            n += 1;
+            out.push_str(&match dialect {
+                Dialect::Postgres => format!("${n}::bigint"),
+                Dialect::Sqlite => format!("?{n}"),
+            });
+        }
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 || ord {
+                out.push_str(", ");
+            }
+            n += 1;
+            out.push_str(&dialect.value_param(c, n, exact));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `"a"."c" IS NOT DISTINCT FROM "b"."c"` for one column: null-safe
+/// equality (PostgreSQL compares JSON as `jsonb` and types it does not
+/// bind as text).
+fn same(dialect: Dialect, column: &ColumnMeta, left: &str, right: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("{left} IS {right}"),
+        Dialect::Postgres => match column.ty {
+            ColType::Json => format!("{left}::jsonb IS NOT DISTINCT FROM {right}::jsonb"),
+            ColType::Other => format!("{left}::text IS NOT DISTINCT FROM {right}::text"),
+            _ => format!("{left} IS NOT DISTINCT FROM {right}"),
+        },
+    }
+}
+
+/// The multi-row upsert. Columns `cols`, the first `key_n` of them the
+/// conflict target; with a version column, the update happens only when
+/// the stored version is null or older, or equal with nothing else
+/// changing.
+pub fn upsert_sql(
+    dialect: Dialect,
+    table: &str,
+    cols: &[&ColumnMeta],
+    key_n: usize,
+    version: Option<usize>,
+    rows: usize,
+) -> String {
+    let names = ident::quoted_list(cols.iter().map(|c| c.name.as_str()));
+    let keys = ident::quoted_list(cols.iter().take(key_n).map(|c| c.name.as_str()));
+    let overriding = if dialect == Dialect::Postgres && cols.iter().any(|c| c.identity_always) {
+        " OVERRIDING SYSTEM VALUE"
+    } else {
+        ""
+    };
+    let mut sql = format!(
+        "INSERT INTO {table} AS \"t\" ({names}){overriding} VALUES {} ON CONFLICT ({keys}) ",
+        values_rows(dialect, cols, rows, false, false)
+    );
+    let rest: Vec<&&ColumnMeta> = cols.iter().skip(key_n).collect();
+    if rest.is_empty() {
+        sql.push_str("DO NOTHING");
+        return sql;
+    }
+    sql.push_str("DO UPDATE SET ");
+    sql.push_str(
+        &rest
+            .iter()
+            .map(|c| {
+                let q = ident::quote(&c.name);
+                format!("{q} = excluded.{q}")
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if let Some(v) = version.and_then(|p| cols.get(p)) {
+        let q = ident::quote(&v.name);
+        let unchanged: Vec<String> = rest
+            .iter()
+            .filter(|c| c.name != v.name)
+            .map(|c| {
+                let q = ident::quote(&c.name);
+                same(dialect, c, &format!("\"t\".{q}"), &format!("excluded.{q}"))
+            })
+            .collect();
+        sql.push_str(&format!(
+            " WHERE \"t\".{q} IS NULL OR \"t\".{q} < excluded.{q} OR (\"t\".{q} = excluded.{q}"
+        ));
+        for u in unchanged {
+            sql.push_str(" AND ");
+            sql.push_str(&u);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// After a version-checked upsert: the rows (by their `ord`) whose stored
+/// values differ from what was written, i.e. that were not written.
+/// Parameters per row: `ord`, then `cols`.
+pub fn changed_sql(
+    dialect: Dialect,
+    table: &str,
+    cols: &[&ColumnMeta],
+    key_n: usize,
+    rows: usize,
+) -> String {
+    let names: Vec<String> = (0..=cols.len()).map(|i| format!("\"c{i}\"")).collect();
+    let on: Vec<String> = cols
+        .iter()
+        .take(key_n)
+        .enumerate()
+        .map(|(i, c)| format!("\"t\".{} = \"v\".\"c{}\"", ident::quote(&c.name), i + 1))
+        .collect();
+    let differ: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .skip(key_n)
+        .map(|(i, c)| {
+            same(
+                dialect,
+                c,
+                &format!("\"t\".{}", ident::quote(&c.name)),
+                &format!("\"v\".\"c{}\"", i + 1),
+            )
+        })
+        .collect();
+    format!(
+        "WITH \"v\" ({}) AS (VALUES {}) SELECT \"v\".\"c0\" FROM \"v\" JOIN {table} AS \"t\" ON {} WHERE NOT ({})",
+        names.join(", "),
+        values_rows(dialect, cols, rows, true, true),
+        on.join(" AND "),
+        if differ.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            differ.join(" AND ")
+        }
+    )
+}
+
+/// The keys of a delete: `"k" IN (p, ...)`, or `("a", "b") IN (VALUES (p,
+/// p), ...)` for a key of several columns.
+pub fn delete_sql(dialect: Dialect, table: &str, key: &[&ColumnMeta], rows: usize) -> String {
+    format!("DELETE FROM {table} WHERE {}", key_in(dialect, key, rows))
+}
+
+fn key_in(dialect: Dialect, key: &[&ColumnMeta], rows: usize) -> String {
+    if let [one] = key {
+        let params: Vec<String> = (1..=rows)
+            .map(|n| dialect.value_param(one, n, false))
+            .collect();
+        format!("{} IN ({})", ident::quote(&one.name), params.join(", "))
+    } else {
+        format!(
+            "({}) IN (VALUES {})",
+            ident::quoted_list(key.iter().map(|c| c.name.as_str())),
+            values_rows(dialect, key, rows, false, false)
+        )
+    }
+}
+
+fn versioned_cte(
+    dialect: Dialect,
+    key: &[&ColumnMeta],
+    version: &ColumnMeta,
+    rows: usize,
+) -> (String, String) {
+    let mut cols: Vec<&ColumnMeta> = key.to_vec();
+    cols.push(version);
+    let names: Vec<String> = (0..=cols.len()).map(|i| format!("\"c{i}\"")).collect();
+    let on: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"t\".{} = \"v\".\"c{}\"", ident::quote(&c.name), i + 1))
+        .collect();
+    (
+        format!(
+            "WITH \"v\" ({}) AS (VALUES {})",
+            names.join(", "),
+            values_rows(dialect, &cols, rows, true, true)
+        ),
+        on.join(" AND "),
+    )
+}
+
+/// A version-checked delete: a row goes only if its stored version is null
+/// or not newer than the record's. Parameters per row: `ord`, the key, the
+/// version.
+pub fn versioned_delete_sql(
+    dialect: Dialect,
+    table: &str,
+    key: &[&ColumnMeta],
+    version: &ColumnMeta,
+    rows: usize,
+) -> String {
+    let (cte, on) = versioned_cte(dialect, key, version, rows);
+    let v = ident::quote(&version.name);
+    let last = key.len() + 1;
+    format!(
+        "{cte} DELETE FROM {table} AS \"t\" WHERE EXISTS (SELECT 1 FROM \"v\" WHERE {on} AND (\"t\".{v} IS NULL OR \"t\".{v} <= \"v\".\"c{last}\"))"
+    )
+}
+
+/// After a version-checked delete: the rows (by `ord`) still there.
+pub fn remaining_sql(
+    dialect: Dialect,
+    table: &str,
+    key: &[&ColumnMeta],
+    version: &ColumnMeta,
+    rows: usize,
+) -> String {
+    let (cte, on) = versioned_cte(dialect, key, version, rows);
+    format!("{cte} SELECT \"v\".\"c0\" FROM \"v\" JOIN {table} AS \"t\" ON {on}")
+}
+
+/// The rows of some keys.
+pub fn fetch_sql(
+    dialect: Dialect,
+    table: &str,
+    select_list: &str,
+    key: &[&ColumnMeta],
+    rows: usize,
+) -> String {
+    format!(
+        "SELECT {select_list} FROM {table} WHERE {}",
+        key_in(dialect, key, rows)
+    )
+}
+
+/// `CREATE TABLE IF NOT EXISTS` with these columns and primary key.
+pub fn create_table_sql(table: &str, cols: &[(String, &str)], key: &[String]) -> String {
+    let defs: Vec<String> = cols
+        .iter()
+        .map(|(n, t)| format!("{} {t}", ident::quote(n)))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({}, PRIMARY KEY ({}))",
+        defs.join(", "),
+        ident::quoted_list(key.iter().map(String::as_str))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(name: &str, declared: &str, typname: &str) -> ColumnMeta {
+        ColumnMeta::test(name, Dialect::Postgres, declared, declared, typname)
+    }
+
+    fn lite(name: &str, declared: &str) -> ColumnMeta {
+        ColumnMeta::test(name, Dialect::Sqlite, declared, declared, declared)
+    }
+
+    #[test]
+    fn upsert_statements() {
+        let id = lite("id", "INTEGER");
+        let name = lite("name", "TEXT");
+        assert_eq!(
+            upsert_sql(Dialect::Sqlite, "\"t\"", &[&id, &name], 1, None, 2),
+            "INSERT INTO \"t\" AS \"t\" (\"id\", \"name\") VALUES (?1, ?2), (?3, ?4) ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\""
+        );
+        assert_eq!(
+            upsert_sql(Dialect::Sqlite, "\"t\"", &[&id], 1, None, 1),
+            "INSERT INTO \"t\" AS \"t\" (\"id\") VALUES (?1) ON CONFLICT (\"id\") DO NOTHING"
+        );
+        let id = pg("id", "bigint", "int8");
+        let doc = pg("doc", "jsonb", "jsonb");
+        let v = pg("v", "integer", "int4");
+        assert_eq!(
+            upsert_sql(
+                Dialect::Postgres,
+                "\"s\".\"t\"",
+                &[&id, &doc, &v],
+                1,
+                Some(2),
+                1
+            ),
+            "INSERT INTO \"s\".\"t\" AS \"t\" (\"id\", \"doc\", \"v\") VALUES ($1::bigint, $2::jsonb, $3::integer) \
+ON CONFLICT (\"id\") DO UPDATE SET \"doc\" = excluded.\"doc\", \"v\" = excluded.\"v\" \
+WHERE \"t\".\"v\" IS NULL OR \"t\".\"v\" < excluded.\"v\" OR (\"t\".\"v\" = excluded.\"v\" \
+AND \"t\".\"doc\"::jsonb IS NOT DISTINCT FROM excluded.\"doc\"::jsonb)"
+        );
+        assert_eq!(
+            changed_sql(Dialect::Postgres, "\"t\"", &[&id, &doc, &v], 1, 2),
+            "WITH \"v\" (\"c0\", \"c1\", \"c2\", \"c3\") AS (VALUES ($1::bigint, $2::bigint, $3::jsonb, $4::integer), \
+($5::bigint, $6::bigint, $7::jsonb, $8::integer)) SELECT \"v\".\"c0\" FROM \"v\" JOIN \"t\" AS \"t\" ON \"t\".\"id\" = \"v\".\"c1\" \
+WHERE NOT (\"t\".\"doc\"::jsonb IS NOT DISTINCT FROM \"v\".\"c2\"::jsonb AND \"t\".\"v\" IS NOT DISTINCT FROM \"v\".\"c3\")"
+        );
+    }
+
+    #[test]
+    fn delete_statements() {
+        let a = lite("a", "INTEGER");
+        let b = lite("b", "TEXT");
+        assert_eq!(
+            delete_sql(Dialect::Sqlite, "\"t\"", &[&a], 3),
+            "DELETE FROM \"t\" WHERE \"a\" IN (?1, ?2, ?3)"
+        );
+        assert_eq!(
+            delete_sql(Dialect::Sqlite, "\"t\"", &[&a, &b], 2),
+            "DELETE FROM \"t\" WHERE (\"a\", \"b\") IN (VALUES (?1, ?2), (?3, ?4))"
+        );
+        let id = pg("id", "uuid", "uuid");
+        let v = pg("v", "bigint", "int8");
+        assert_eq!(
+            delete_sql(Dialect::Postgres, "\"t\"", &[&id], 2),
+            "DELETE FROM \"t\" WHERE \"id\" IN ($1::text::uuid, $2::text::uuid)"
+        );
+        assert_eq!(
+            versioned_delete_sql(Dialect::Postgres, "\"t\"", &[&id], &v, 1),
+            "WITH \"v\" (\"c0\", \"c1\", \"c2\") AS (VALUES ($1::bigint, $2::text::uuid, $3::bigint)) \
+DELETE FROM \"t\" AS \"t\" WHERE EXISTS (SELECT 1 FROM \"v\" WHERE \"t\".\"id\" = \"v\".\"c1\" \
+AND (\"t\".\"v\" IS NULL OR \"t\".\"v\" <= \"v\".\"c2\"))"
+        );
+        assert_eq!(
+            remaining_sql(Dialect::Postgres, "\"t\"", &[&id], &v, 1),
+            "WITH \"v\" (\"c0\", \"c1\", \"c2\") AS (VALUES ($1::bigint, $2::text::uuid, $3::bigint)) \
+SELECT \"v\".\"c0\" FROM \"v\" JOIN \"t\" AS \"t\" ON \"t\".\"id\" = \"v\".\"c1\""
+        );
+    }
+
+    #[test]
+    fn create_statement() {
+        assert_eq!(
+            create_table_sql(
+                "\"t\"",
+                &[("id".into(), "bigint"), ("Name".into(), "text")],
+                &["id".into()]
+            ),
+            "CREATE TABLE IF NOT EXISTS \"t\" (\"id\" bigint, \"Name\" text, PRIMARY KEY (\"id\"))"
+        );
+    }
+}
