@@ -81,14 +81,17 @@ fn lsn(pg: &pg::Postgres, db: &str) -> String {
 }
 
 /// A table of `n` rows written in transactions of 1,000, captured by two
-/// slots made before the writes; returns the LSN after the last write.
+/// slots made before the writes (`ferry_<db>` and `recv_<db>`: slot names
+/// are the whole server's); returns the LSN after the last write.
 fn cdc_setup(pg: &pg::Postgres, db: &str, n: u64) -> String {
     pg.psql(
         db,
-        "CREATE TABLE bench_rows (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2), at timestamptz NOT NULL);
-         CREATE PUBLICATION bench_pub FOR TABLE bench_rows;
-         SELECT pg_create_logical_replication_slot('ferry_bench', 'pgoutput');
-         SELECT pg_create_logical_replication_slot('recv_bench', 'pgoutput');",
+        &format!(
+            "CREATE TABLE bench_rows (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2), at timestamptz NOT NULL);
+             CREATE PUBLICATION bench_pub FOR TABLE bench_rows;
+             SELECT pg_create_logical_replication_slot('ferry_{db}', 'pgoutput');
+             SELECT pg_create_logical_replication_slot('recv_{db}', 'pgoutput');"
+        ),
     );
     let mut client = pg.client(db);
     let mut start = 1u64;
@@ -121,7 +124,7 @@ fn bench_cdc(
             .args([
                 "-d",
                 &pg.url(&db),
-                "--slot=recv_bench",
+                &format!("--slot=recv_{db}"),
                 "--start",
                 "--no-loop",
                 &format!("--endpos={end}"),
@@ -151,7 +154,7 @@ url = "{url}"
 [plugins.cdc]
 kind = "source"
 wasm = "{postgres}"
-config = {{ connection = "ops", mode = "cdc", slot = "ferry_bench", publication = "bench_pub", tables = ["public.bench_rows"], create = false }}
+config = {{ connection = "ops", mode = "cdc", slot = "ferry_{db}", publication = "bench_pub", tables = ["public.bench_rows"], create = false }}
 grants = {{ sql = ["ops"], memory_mb = 256, timeout_ms = 60000 }}
 
 [plugins.discard]
@@ -163,6 +166,7 @@ from = "cdc"
 to = ["discard"]
 "#,
                 url = pg.url(&db),
+                db = db,
                 postgres = dist("postgres.wasm"),
                 discard = dist("test-faulty-sink.wasm"),
             ),
