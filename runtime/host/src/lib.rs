@@ -24,8 +24,10 @@
 //! arguments, stdout discarded, stderr captured into a small buffer (quoted
 //! when the plugin traps), only the folders, environment variables and
 //! network destinations its manifest grants ([`NetworkPolicy`], checked on
-//! every socket address), and every run-time denial goes to an
-//! [`AuditSink`]. [`Capability`] says which grant each imported interface
+//! every socket address), only the named SQL connections it is granted
+//! (the drivers, pools and passwords stay in the host: [`sql`], reached
+//! through the `ferry:plugin/sql` interface), and every run-time denial goes
+//! to an [`AuditSink`]. [`Capability`] says which grant each imported interface
 //! needs, so a component importing more than its grants cover is refused
 //! before it runs.
 
