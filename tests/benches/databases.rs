@@ -55,17 +55,30 @@ fn runtime() -> Runtime {
     .expect("engine")
 }
 
-/// Plans and runs the manifest in `dir`; returns (records read, elapsed).
+/// Runs pipeline `name` reading from and writing to PostgreSQL at `url`
+/// through ferry: `stages` are its plugins and routes, after a shared
+/// preamble (batches of 4,096, the `ops` connection). Returns (records read,
+/// elapsed).
 fn run_ferry(
     rt: &tokio::runtime::Runtime,
     runtime: &Runtime,
-    dir: &std::path::Path,
+    name: &str,
+    url: &str,
+    stages: &str,
 ) -> (u64, Duration) {
-    let manifest = dir.join("pipeline.toml");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let manifest = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[pipeline]\nname = \"{name}\"\nbatch = {{ max_records = 4096, max_wait_ms = 200 }}\n\n[connections.ops]\nurl = \"{url}\"\n\n{stages}"
+        ),
+    )
+    .expect("manifest");
     ferry_pipeline::lock(&manifest, ferry_pipeline::LockMode::Missing).expect("lock");
     let plan = ferry_pipeline::plan(ferry_manifest::load(&manifest).expect("manifest"), runtime)
         .expect("plan");
-    let state = Arc::new(SqliteState::open(&dir.join(".ferry/state.db")).expect("state"));
+    let state = Arc::new(SqliteState::open(&dir.path().join(".ferry/state.db")).expect("state"));
     let (options, _stop) = ferry_pipeline::RunOptions::new();
     let started = Instant::now();
     let report = rt
@@ -94,6 +107,12 @@ fn cdc_setup(pg: &pg::Postgres, db: &str, n: u64) -> String {
         ),
     );
     let mut client = pg.client(db);
+    // The test server commits asynchronously; logical decoding sees a
+    // commit only once its WAL is flushed, so a `once` run started right
+    // after the writes could stop short of the last ones.
+    client
+        .batch_execute("SET synchronous_commit = on")
+        .expect("synchronous commits");
     let mut start = 1u64;
     while start <= n {
         let end = (start + 999).min(n);
@@ -140,18 +159,8 @@ fn bench_cdc(
         assert!(status.success(), "pg_recvlogical failed");
         best_recv = best_recv.min(started.elapsed());
 
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(
-            dir.path().join("pipeline.toml"),
-            format!(
-                r#"[pipeline]
-name = "cdc-bench"
-batch = {{ max_records = 4096, max_wait_ms = 200 }}
-
-[connections.ops]
-url = "{url}"
-
-[plugins.cdc]
+        let stages = format!(
+            r#"[plugins.cdc]
 kind = "source"
 wasm = "{postgres}"
 config = {{ connection = "ops", mode = "cdc", slot = "ferry_{db}", publication = "bench_pub", tables = ["public.bench_rows"], create = false }}
@@ -165,14 +174,10 @@ wasm = "{discard}"
 from = "cdc"
 to = ["discard"]
 "#,
-                url = pg.url(&db),
-                db = db,
-                postgres = dist("postgres.wasm"),
-                discard = dist("test-faulty-sink.wasm"),
-            ),
-        )
-        .expect("manifest");
-        let (read, elapsed) = run_ferry(rt, runtime, dir.path());
+            postgres = dist("postgres.wasm"),
+            discard = dist("test-faulty-sink.wasm"),
+        );
+        let (read, elapsed) = run_ferry(rt, runtime, "cdc-bench", &pg.url(&db), &stages);
         assert_eq!(read, n, "ferry read every change");
         best_ferry = best_ferry.min(elapsed);
     }
@@ -222,18 +227,8 @@ fn bench_sink(
         best_copy = best_copy.min(started.elapsed());
         pg.psql(&db, "TRUNCATE bench_sink");
 
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(
-            dir.path().join("pipeline.toml"),
-            format!(
-                r#"[pipeline]
-name = "sink-bench"
-batch = {{ max_records = 4096, max_wait_ms = 200 }}
-
-[connections.ops]
-url = "{url}"
-
-[plugins.rows]
+        let stages = format!(
+            r#"[plugins.rows]
 kind = "source"
 wasm = "{file}"
 config = {{ path = "/in/rows.jsonl", key = "id" }}
@@ -249,14 +244,11 @@ grants = {{ sql = ["ops"], memory_mb = 256, timeout_ms = 60000 }}
 from = "rows"
 to = ["pg"]
 "#,
-                url = pg.url(&db),
-                file = dist("file.wasm"),
-                input = data.path().join("in").display(),
-                postgres = dist("postgres.wasm"),
-            ),
-        )
-        .expect("manifest");
-        let (read, elapsed) = run_ferry(rt, runtime, dir.path());
+            file = dist("file.wasm"),
+            input = data.path().join("in").display(),
+            postgres = dist("postgres.wasm"),
+        );
+        let (read, elapsed) = run_ferry(rt, runtime, "sink-bench", &pg.url(&db), &stages);
         assert_eq!(read, n);
         let count = pg.psql(&db, "SELECT count(*) FROM bench_sink");
         assert_eq!(count.trim(), n.to_string(), "every row landed");

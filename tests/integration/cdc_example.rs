@@ -3,11 +3,11 @@
 //! validation into SQLite) and the nightly customers delta sync.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::support::pg;
-use crate::support::{Sandbox, ferry};
+use crate::support::{Sandbox, ferry, spawn_ferry};
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/cdc-to-warehouse")
@@ -34,25 +34,12 @@ fn load(pg: &pg::Postgres, db: &str, file: &str) {
 
 /// `ferry run <manifest> --no-watch` in the background.
 fn start(s: &Sandbox, manifest: &str) -> Child {
-    Command::new(crate::support::ferry_bin().expect("ferry"))
-        .args(["run", manifest, "--no-watch", "--quiet"])
-        .current_dir(s.path(""))
-        .env(
-            "FERRY_CACHE_DIR",
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry run starts")
+    spawn_ferry(&["run", manifest, "--no-watch", "--quiet"], &s.path(""))
 }
 
 /// Stops it as Ctrl-C would and checks it drained and exited cleanly.
 fn interrupt(child: Child) -> String {
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    crate::support::interrupt(&child);
     let out = child.wait_with_output().expect("exits");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

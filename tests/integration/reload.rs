@@ -358,22 +358,10 @@ fn a_reload_that_widens_grants_is_reported_as_such() {
 /// `ferry reload` (SIGHUP) reloads on demand; `ferry status` shows both.
 #[test]
 fn ferry_run_reloads_on_an_edit_and_on_ferry_reload() {
-    use std::process::{Command, Stdio};
-
     let s = Sandbox::new();
     s.write("in/p.jsonl", &records(&["a", "b"]));
     let path = write_manifest(&s, "p.toml", &manifest("p", "a", ""));
-    let child = Command::new(crate::support::ferry_bin().expect("ferry"))
-        .args(["run", "p.toml", "--quiet"])
-        .current_dir(s.path(""))
-        .env(
-            "FERRY_CACHE_DIR",
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry run starts");
+    let child = crate::support::spawn_ferry(&["run", "p.toml", "--quiet"], &s.path(""));
     let wait_for = |what: &str, check: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !check() {
@@ -409,10 +397,7 @@ fn ferry_run_reloads_on_an_edit_and_on_ferry_reload() {
     assert_eq!(p["pipeline"], "p");
     assert_eq!(p["served_by_pid"], child.id());
     // Stop it as Ctrl-C would: it drains, commits and exits 0.
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    crate::support::interrupt(&child);
     let out = child.wait_with_output().expect("exits");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

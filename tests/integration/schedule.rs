@@ -5,15 +5,16 @@
 //! Timing is only ever asserted as order (a run starts after the one
 //! before it ended) or with bounds of a minute.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ferry_manifest::Schedule;
 use ferry_pipeline::{Change, EndKind, Outcome, Supervisor};
 use ferry_state::{Accounting, ScheduledRun, StateStore, now_us};
 
-use crate::support::{Sandbox, ferry, ferry_bin, file_pipeline, runtime, with_plugins};
+use crate::support::{
+    Sandbox, ferry, file_pipeline, interrupt, runtime, spawn_ferry, with_plugins,
+};
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -300,17 +301,7 @@ fn a_reload_gives_the_loop_its_new_schedule_between_runs() {
 
 /// `ferry run p.toml` in the sandbox, in the background.
 fn ferry_run(s: &Sandbox) -> Child {
-    Command::new(ferry_bin().expect("the ferry binary"))
-        .args(["run", "pipeline.toml"])
-        .current_dir(s.path(""))
-        .env(
-            "FERRY_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry run starts")
+    spawn_ferry(&["run", "pipeline.toml"], &s.path(""))
 }
 
 fn wait_for(what: &str, check: &dyn Fn() -> bool) {
@@ -432,10 +423,7 @@ fn a_run_missed_while_ferry_was_down_runs_once_at_start_and_status_shows_it() {
 
     // Ctrl-C ends the wait at once: it exits 0 with the sum of its runs.
     let mut child = child;
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    interrupt(&child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().expect("try_wait").is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

@@ -4,6 +4,7 @@
 pub mod pg;
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
@@ -160,16 +161,24 @@ pub fn ferry(args: &[&str], cwd: &Path) -> Result<Output> {
     ferry_with_env(args, cwd, &[])
 }
 
-/// Runs ferry with extra environment variables set.
-pub fn ferry_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Result<Output> {
-    let out = std::process::Command::new(ferry_bin()?)
+/// `ferry <args>` in `cwd`, with extra environment variables set and the
+/// tests' compile cache.
+fn ferry_command(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Result<Command> {
+    let mut command = Command::new(ferry_bin()?);
+    command
         .args(args)
         .current_dir(cwd)
         .envs(env.iter().copied())
         .env(
             "FERRY_CACHE_DIR",
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-        )
+        );
+    Ok(command)
+}
+
+/// Runs ferry with extra environment variables set.
+pub fn ferry_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Result<Output> {
+    let out = ferry_command(args, cwd, env)?
         .output()
         .context("running ferry")?;
     Ok(Output {
@@ -177,6 +186,24 @@ pub fn ferry_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Result
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// `ferry <args>` in `cwd`, in the background, its output piped.
+pub fn spawn_ferry(args: &[&str], cwd: &Path) -> Child {
+    ferry_command(args, cwd, &[])
+        .expect("ferry")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry run starts")
+}
+
+/// Sends `child` SIGINT, as Ctrl-C would.
+pub fn interrupt(child: &Child) {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
 }
 
 /// The key-value pairs of a record, for comparisons that ignore field order.

@@ -296,16 +296,22 @@ impl<D: Database> TableSink<D> {
         }
     }
 
-    /// Creates the table from the batch's fields.
-    fn create(&mut self, batch: &Batch) -> Result<(), PluginError> {
-        let key = self.key_names.clone().unwrap_or_else(|| vec!["id".into()]);
-        let pairs: Vec<(String, String)> = match &self.columns {
+    /// `(field, column)` pairs: the `columns` map, or every batch field
+    /// into the column of its name.
+    fn pairs(&self, batch: &Batch) -> Vec<(String, String)> {
+        match &self.columns {
             Some(spec) => spec.pairs(),
             None => batch
                 .columns()
                 .map(|c| (c.name().to_owned(), c.name().to_owned()))
                 .collect(),
-        };
+        }
+    }
+
+    /// Creates the table from the batch's fields.
+    fn create(&mut self, batch: &Batch) -> Result<(), PluginError> {
+        let key = self.key_names.clone().unwrap_or_else(|| vec!["id".into()]);
+        let pairs = self.pairs(batch);
         let mut cols: Vec<(String, &'static str)> = Vec::new();
         for (field, column) in &pairs {
             ident::check(column, "a batch field").map_err(PluginError::fatal)?;
@@ -357,13 +363,7 @@ impl<D: Database> TableSink<D> {
         let meta = &target.meta;
         let mut cols: Vec<ColumnMeta> = Vec::new();
         let mut from: Vec<Origin> = Vec::new();
-        let pairs: Vec<(String, String)> = match &self.columns {
-            Some(spec) => spec.pairs(),
-            None => batch
-                .columns()
-                .map(|c| (c.name().to_owned(), c.name().to_owned()))
-                .collect(),
-        };
+        let pairs = self.pairs(batch);
         let mut field_of: HashMap<&str, usize> = HashMap::new();
         let mut others: Vec<(ColumnMeta, usize)> = Vec::new();
         for (field, column) in &pairs {
@@ -632,13 +632,14 @@ impl<D: Database> TableSink<D> {
         // the batch names them.
         let fields: Vec<(String, &ColumnMeta)> = match &self.columns {
             Some(spec) => {
+                let pairs = spec.pairs();
                 let mut f: Vec<(String, &ColumnMeta)> = Vec::new();
                 for k in &key_cols {
-                    if !spec.pairs().iter().any(|(_, c)| *c == k.name) {
+                    if !pairs.iter().any(|(_, c)| *c == k.name) {
                         f.push((k.name.clone(), k));
                     }
                 }
-                for (field, column) in spec.pairs() {
+                for (field, column) in pairs {
                     if let Some(c) = meta.column(&column) {
                         f.push((field, c));
                     }
@@ -685,7 +686,11 @@ impl<D: Database> TableSink<D> {
             .enumerate()
             .map(|(i, p)| (key_text(&p.iter().map(plain).collect::<Vec<_>>()), i))
             .collect();
+        // Where each column is in a result row, looked up once.
         let position = |name: &str| select.iter().position(|c| c.name == name);
+        let key_at: Vec<Option<usize>> = key_cols.iter().map(|c| position(&c.name)).collect();
+        let field_at: Vec<Option<usize>> = fields.iter().map(|(_, c)| position(&c.name)).collect();
+        let version_at = target.version.as_ref().map(|v| (v, position(&v.name)));
         let chunk_rows =
             (dialect.max_params() / key_cols.len().max(1)).clamp(1, MAX_ROWS_PER_STATEMENT);
         let table = self.table.quoted();
@@ -695,20 +700,16 @@ impl<D: Database> TableSink<D> {
             let flat: Vec<SqlValue> = chunk.iter().flatten().cloned().collect();
             let rows = self.db.query(&sql, &flat).map_err(|e| self.error(e))?;
             for r in rows.rows {
-                let asked: Vec<Value<'_>> = key_cols
+                let asked: Vec<Value<'_>> = key_at
                     .iter()
-                    .map(|c| {
-                        position(&c.name)
-                            .and_then(|p| r.get(p))
-                            .map_or(Value::Null, plain)
-                    })
+                    .map(|p| p.and_then(|p| r.get(p)).map_or(Value::Null, plain))
                     .collect();
                 let rank = order.get(&key_text(&asked)).copied().unwrap_or(usize::MAX);
                 let key: Vec<Value<'_>> = key_cols
                     .iter()
-                    .map(|c| {
-                        position(&c.name)
-                            .and_then(|p| r.get(p))
+                    .zip(&key_at)
+                    .map(|(c, p)| {
+                        p.and_then(|p| r.get(p))
                             .map_or(Value::Null, |v| read(dialect, c.ty, v))
                     })
                     .collect();
@@ -720,17 +721,13 @@ impl<D: Database> TableSink<D> {
         let mut out = BatchBuilder::with_capacity(found.len());
         let ids: Vec<_> = fields.iter().map(|(name, _)| out.column(name)).collect();
         for (_, key, r) in &found {
-            let at = |name: &str| {
-                position(name)
-                    .and_then(|p| r.get(p))
-                    .unwrap_or(&SqlValue::Null)
-            };
+            let at = |p: Option<usize>| p.and_then(|p| r.get(p)).unwrap_or(&SqlValue::Null);
             let mut b = out.row(key, Op::Upsert);
-            for ((_, c), id) in fields.iter().zip(&ids) {
-                b.set_at(*id, read(dialect, c.ty, at(&c.name)));
+            for (((_, c), id), p) in fields.iter().zip(&ids).zip(&field_at) {
+                b.set_at(*id, read(dialect, c.ty, at(*p)));
             }
-            if let Some(v) = &target.version {
-                match read(dialect, v.ty, at(&v.name)) {
+            if let Some((v, p)) = version_at {
+                match read(dialect, v.ty, at(p)) {
                     Value::Int(n) => {
                         if let Ok(n) = u64::try_from(n) {
                             b.version(n);

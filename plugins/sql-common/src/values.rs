@@ -19,6 +19,7 @@
 
 use ferry_plugin::sql::Value as SqlValue;
 use ferry_plugin::{Value, time};
+use std::fmt::Write as _;
 
 use crate::dialect::{ColType, Dialect};
 use crate::schema::ColumnMeta;
@@ -227,7 +228,7 @@ pub fn as_text(v: Value<'_>) -> String {
             let mut s = String::with_capacity(2 + b.len() * 2);
             s.push_str("\\x");
             for byte in b {
-                s.push_str(&format!("{byte:02x}"));
+                let _ = write!(s, "{byte:02x}");
             }
             s
         }

@@ -118,19 +118,13 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
     };
     let info = component.info();
     let findings = ferry_pipeline::check_plugin(plugin, &component);
-    let uses_files = info
-        .imports
-        .iter()
-        .any(|i| Capability::of(i) == Capability::Files);
+    let imports =
+        |capability: Capability| info.imports.iter().any(|i| Capability::of(i) == capability);
     let mut unused = Vec::new();
-    if !plugin.grants.files.is_empty() && !uses_files {
+    if !plugin.grants.files.is_empty() && !imports(Capability::Files) {
         unused.push("files: the component imports no wasi:filesystem interface".to_string());
     }
-    let uses_sql = info
-        .imports
-        .iter()
-        .any(|i| Capability::of(i) == Capability::Sql);
-    if !plugin.grants.sql.is_empty() && !uses_sql {
+    if !plugin.grants.sql.is_empty() && !imports(Capability::Sql) {
         unused.push("sql: the component imports no ferry:plugin/sql interface".to_string());
     }
     report["sha256"] = json!(component.digest());

@@ -353,8 +353,12 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         let name = m.pipeline.name.clone();
         let state_path = m.pipeline.state.clone();
         let pid = serve::read_pid(&serve::pid_file(&state_path));
-        let (accounting, reloads, schedule) = if state_path.exists() {
-            let state = SqliteState::open(&state_path)?;
+        let state = if state_path.exists() {
+            Some(SqliteState::open(&state_path)?)
+        } else {
+            None
+        };
+        let (accounting, reloads) = if let Some(state) = &state {
             let accounting = state.total_accounting(&name)?;
             let mut reloads: Vec<ferry_state::AuditEvent> = state
                 .audit_events(Some(&name))?
@@ -363,12 +367,11 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
                 .collect();
             let keep = reloads.len().saturating_sub(10);
             reloads.drain(..keep);
-            let schedule = scheduled::status(&m, Some(&state), pid.is_some())?;
-            (accounting, reloads, schedule)
+            (accounting, reloads)
         } else {
-            let schedule = scheduled::status(&m, None, pid.is_some())?;
-            (Accounting::default(), Vec::new(), schedule)
+            (Accounting::default(), Vec::new())
         };
+        let schedule = scheduled::status(&m, state.as_ref(), pid.is_some())?;
         let mode = m.pipeline.mode;
         out.push((name, manifest, pid, accounting, reloads, mode, schedule));
     }

@@ -13,6 +13,8 @@ use ferry_pipeline::schedule::{human_wait, when};
 use ferry_state::{ScheduledRun, SqliteState, StateStore, now_us};
 use serde_json::{Value, json};
 
+use crate::plural;
+
 /// A scheduled pipeline's status.
 pub(crate) struct ScheduleStatus {
     schedule: Schedule,
@@ -107,7 +109,7 @@ impl ScheduleStatus {
                     line.push_str(&format!(
                         " (it also served {} missed tick{})",
                         l.missed,
-                        if l.missed == 1 { "" } else { "s" }
+                        plural(l.missed)
                     ));
                 }
                 line
@@ -119,7 +121,7 @@ impl ScheduleStatus {
             NextRun::Never => "never: the schedule has no tick after the last run".to_string(),
             NextRun::Now { ticks, .. } if self.running() => format!(
                 "as soon as the current run ends ({ticks} tick{} passed during it)",
-                if ticks == 1 { "" } else { "s" }
+                plural(ticks)
             ),
             NextRun::Now { .. } if self.served => "now".to_string(),
             NextRun::Now { ticks: 0, .. } => {
@@ -127,7 +129,7 @@ impl ScheduleStatus {
             }
             NextRun::Now { ticks, .. } => format!(
                 "as soon as `ferry run` serves it ({ticks} tick{} missed since the last run started)",
-                if ticks == 1 { "" } else { "s" }
+                plural(ticks)
             ),
         };
         out.push(format!("  next run  {next}"));

@@ -118,9 +118,9 @@ fn failed(message: String) -> wit::SqlError {
 
 impl HostState {
     /// The granted connection `name`, or a denial (logged and audited).
-    fn connection(&self, name: &str, action: &str) -> Result<ConnectionSpec, wit::SqlError> {
+    fn connection(&self, name: &str, action: &str) -> Result<&ConnectionSpec, wit::SqlError> {
         if let Some(spec) = self.sql.granted.iter().find(|c| c.name == name) {
-            return Ok(spec.clone());
+            return Ok(spec);
         }
         let granted: Vec<&str> = self.sql.granted.iter().map(|c| c.name.as_str()).collect();
         let reason = if granted.is_empty() {
@@ -173,7 +173,7 @@ impl wit::Host for HostState {
     ) -> Result<wit::Rows, wit::SqlError> {
         let spec = self.connection(&connection, "query")?;
         hub()
-            .query(&spec, &statement, params(values), self.sql.timeout)
+            .query(spec, &statement, params(values), self.sql.timeout)
             .map(rows)
             .map_err(error)
     }
@@ -186,7 +186,7 @@ impl wit::Host for HostState {
     ) -> Result<u64, wit::SqlError> {
         let spec = self.connection(&connection, "execute")?;
         hub()
-            .execute(&spec, &statement, params(values), self.sql.timeout)
+            .execute(spec, &statement, params(values), self.sql.timeout)
             .map_err(error)
     }
 
@@ -208,7 +208,7 @@ impl wit::Host for HostState {
             }
         };
         let inner = hub()
-            .begin(&spec, isolation, read_only, self.sql.timeout)
+            .begin(spec, isolation, read_only, self.sql.timeout)
             .map_err(error)?;
         self.table
             .push(Transaction { inner, connection })

@@ -368,12 +368,7 @@ pub(crate) fn resolve_connection(
         None => Some(None),
         Some(var) => {
             let text = var.get_ref();
-            let valid = text
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if valid {
+            if is_env_var_name(text) {
                 Some(Some(text.clone()))
             } else {
                 cx.error(
@@ -764,22 +759,24 @@ fn resolve_network(cx: &mut Collector, raw: &[Spanned<String>]) -> Option<Vec<Ne
     ok.then_some(out)
 }
 
+/// Letters, digits and `_`, not starting with a digit.
+fn is_env_var_name(n: &str) -> bool {
+    n.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// `env = { MODE = "fast", TOKEN = { from_env = "CRM_TOKEN" } }`.
 fn resolve_env(cx: &mut Collector, raw: Option<&Spanned<toml::Table>>) -> Option<Vec<EnvGrant>> {
     let Some(raw) = raw else {
         return Some(Vec::new());
     };
     let span = span_of(raw);
-    let valid_name = |n: &str| {
-        n.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
     let mut out = Vec::new();
     let mut ok = true;
     for (name, value) in raw.get_ref() {
-        if !valid_name(name) {
+        if !is_env_var_name(name) {
             cx.error(
                 span,
                 format!("`{name}` is not a valid environment variable name"),
@@ -791,7 +788,7 @@ fn resolve_env(cx: &mut Collector, raw: Option<&Spanned<toml::Table>>) -> Option
         let value = match value {
             toml::Value::String(text) => Some(EnvValue::Literal(text.clone())),
             toml::Value::Table(t) => match (t.get("from_env"), t.len()) {
-                (Some(toml::Value::String(host)), 1) if valid_name(host) => {
+                (Some(toml::Value::String(host)), 1) if is_env_var_name(host) => {
                     Some(EnvValue::FromHost(host.clone()))
                 }
                 _ => None,

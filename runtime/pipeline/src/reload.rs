@@ -300,6 +300,12 @@ fn shape_change(old: &[PlannedStage], new: &Plan) -> String {
         .to_string()
 }
 
+/// Whether a stage's component or settings changed (it is swapped, or a
+/// scheduled pipeline's next run takes it).
+fn stage_changed(old: &PlannedStage, new: &PlannedStage) -> bool {
+    old.component.digest() != new.component.digest() || !old.spec.same_settings(&new.spec)
+}
+
 /// How the grants of a stage changed, and whether they widened.
 pub fn grant_diff(old: &InstanceSpec, new: &InstanceSpec) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
@@ -637,10 +643,7 @@ impl Supervisor {
                         .plan_stages
                         .iter()
                         .zip(&plan.stages)
-                        .filter(|(old, new)| {
-                            old.component.digest() != new.component.digest()
-                                || !old.spec.same_settings(&new.spec)
-                        })
+                        .filter(|(old, new)| stage_changed(old, new))
                         .map(|(_, new)| new)
                         .collect();
                     let why = if a.shape != shape(&plan) {
@@ -674,9 +677,7 @@ impl Supervisor {
                 }
                 Some(a) => {
                     for (old, new) in a.plan_stages.iter().zip(&plan.stages) {
-                        let same = old.component.digest() == new.component.digest()
-                            && old.spec.same_settings(&new.spec);
-                        if !same {
+                        if stage_changed(old, new) {
                             swaps.push((plan.name.clone(), new.clone(), old.spec.clone()));
                         }
                     }

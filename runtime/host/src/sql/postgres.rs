@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -30,7 +30,10 @@ use tokio_postgres::{Client, Config, Row, Statement};
 
 use super::pg_types::{self, BindError, Param, Raw};
 use super::tls::{self, MakeRustls};
-use super::{ConnectionSpec, Isolation, SqlColumn, SqlError, SqlErrorKind, SqlRows, SqlValue, Tls};
+use super::{
+    ConnectionSpec, Isolation, SqlColumn, SqlError, SqlErrorKind, SqlRows, SqlValue, Tls,
+    deadline_after, lock,
+};
 
 /// How long a timed-out statement gets to end after its cancel request
 /// before the connection is given up.
@@ -39,17 +42,6 @@ const CANCEL_GRACE: Duration = Duration::from_secs(5);
 const PIPELINE_DEPTH: usize = 256;
 /// The timeout of the rollback that a dropped or failed transaction runs.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// `now + timeout`, saturating far in the future.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
-}
 
 /// The tokio runtime all PostgreSQL work runs on; started on first use.
 #[derive(Default)]
@@ -138,6 +130,27 @@ impl PgHub {
         }
     }
 
+    /// Leases a connection from `spec`'s pool and runs `f`'s future with it
+    /// on the runtime; `timeout` covers the wait for the connection too.
+    fn with_pooled<T, F, Fut>(
+        &self,
+        spec: &ConnectionSpec,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, SqlError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pooled, Instant) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, SqlError>> + Send,
+    {
+        let pool = self.pool(spec)?;
+        let deadline = deadline_after(timeout);
+        self.runtime.run(&spec.name, timeout, async move {
+            let conn = pool.acquire(deadline, timeout).await?;
+            f(conn, deadline).await
+        })
+    }
+
     pub(super) fn query(
         &self,
         spec: &ConnectionSpec,
@@ -145,11 +158,8 @@ impl PgHub {
         params: Vec<SqlValue>,
         timeout: Duration,
     ) -> Result<SqlRows, SqlError> {
-        let pool = self.pool(spec)?;
-        let deadline = deadline_after(timeout);
         let sql = sql.to_owned();
-        self.runtime.run(&spec.name, timeout, async move {
-            let mut conn = pool.acquire(deadline, timeout).await?;
+        self.with_pooled(spec, timeout, move |mut conn, deadline| async move {
             conn.query(&sql, &params, deadline, timeout).await
         })
     }
@@ -161,11 +171,8 @@ impl PgHub {
         params: Vec<SqlValue>,
         timeout: Duration,
     ) -> Result<u64, SqlError> {
-        let pool = self.pool(spec)?;
-        let deadline = deadline_after(timeout);
         let sql = sql.to_owned();
-        self.runtime.run(&spec.name, timeout, async move {
-            let mut conn = pool.acquire(deadline, timeout).await?;
+        self.with_pooled(spec, timeout, move |mut conn, deadline| async move {
             conn.execute(&sql, &params, deadline, timeout).await
         })
     }
@@ -177,15 +184,12 @@ impl PgHub {
         read_only: bool,
         timeout: Duration,
     ) -> Result<PgTransaction, SqlError> {
-        let pool = self.pool(spec)?;
-        let deadline = deadline_after(timeout);
         let begin = format!(
             "BEGIN ISOLATION LEVEL {}{}",
             isolation.sql(),
             if read_only { " READ ONLY" } else { "" }
         );
-        let conn = self.runtime.run(&spec.name, timeout, async move {
-            let mut conn = pool.acquire(deadline, timeout).await?;
+        let conn = self.with_pooled(spec, timeout, move |mut conn, deadline| async move {
             // Set first: a connection lost between here and a clean BEGIN
             // answer is never given back to the pool.
             conn.in_txn = true;

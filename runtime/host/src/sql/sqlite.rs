@@ -7,24 +7,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, Statement, ffi};
 
-use super::postgres::deadline_after;
 use super::time::format_rfc3339_micros;
-use super::{ConnectionSpec, SqlColumn, SqlError, SqlErrorKind, SqlRows, SqlValue};
+use super::{
+    ConnectionSpec, SqlColumn, SqlError, SqlErrorKind, SqlRows, SqlValue, deadline_after, lock,
+};
 
 /// How many SQLite VM instructions run between two deadline checks.
 const PROGRESS_OPS: i32 = 1000;
 /// The timeout of the rollback that a dropped or failed transaction runs.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The SQLite half of the hub.
 #[derive(Default)]
@@ -45,16 +42,18 @@ impl SqliteHub {
             ));
         }
         let mut pools = lock(&self.pools);
-        let pool = pools.entry(spec.clone()).or_insert_with(|| {
-            Arc::new(SqlitePool {
-                name: spec.name.clone(),
-                path: path.to_path_buf(),
-                max: spec.max_connections(),
-                state: Mutex::new(PoolState::default()),
-                available: Condvar::new(),
-            })
+        if let Some(pool) = pools.get(spec) {
+            return Ok(pool.clone());
+        }
+        let pool = Arc::new(SqlitePool {
+            name: spec.name.clone(),
+            path: path.to_path_buf(),
+            max: spec.max_connections(),
+            state: Mutex::new(PoolState::default()),
+            available: Condvar::new(),
         });
-        Ok(pool.clone())
+        pools.insert(spec.clone(), pool.clone());
+        Ok(pool)
     }
 
     pub(super) fn close_idle(&self) {
