@@ -18,6 +18,7 @@ plugins=(
     "field_mapper:field-mapper"
     "schema_validator:schema-validator"
     "passthrough:passthrough"
+    "rules_resolver:rules-resolver"
     "sqlite:sqlite"
     "postgres:postgres"
     "test_faulty_mapper:test-faulty-mapper"

@@ -245,9 +245,9 @@ export function exportSink(Plugin) {
 // --- resolver -------------------------------------------------------------------
 
 /** The decisions for one batch of conflicts, being built: one per conflict,
- * in order. `keepLocal()` keeps the version on the side being written to,
- * `takeRemote()` takes the incoming one, `defer(reason)` leaves the
- * conflict to a person, `merge(base)` starts a merged record on the
+ * in order. `takeLeft()` takes the left side's version (the manifest's
+ * `[sync] left`), `takeRight()` the right side's, `defer(reason)` leaves the
+ * conflict to a person (the manual queue), `merge(base)` starts a merged record on the
  * returned `RowBuilder` (with `base`'s key, op and metadata and no fields
  * yet) and `mergeAs(key, op)` one under another key or op. */
 export class Resolutions {
@@ -255,11 +255,11 @@ export class Resolutions {
     this.decisions = [];
     this.merged = new BatchBuilder();
   }
-  keepLocal() {
-    this.decisions.push({ tag: 'keep-local' });
+  takeLeft() {
+    this.decisions.push({ tag: 'take-left' });
   }
-  takeRemote() {
-    this.decisions.push({ tag: 'take-remote' });
+  takeRight() {
+    this.decisions.push({ tag: 'take-right' });
   }
   defer(reason) {
     this.decisions.push({ tag: 'defer', val: reason });
@@ -275,9 +275,12 @@ export class Resolutions {
 }
 
 /** The `resolver` export for plugin class `Plugin`: `new Plugin(config)` at
- * open, `plugin.resolve(local, remote, out)` per batch of conflicts (`local`
- * and `remote` are `Batch`es of the same length whose row `i` is the same
- * key; add one decision per conflict to the `Resolutions`). */
+ * open, `plugin.resolve(left, right, ancestor, out)` per batch of conflicts.
+ * `left`, `right` and `ancestor` (the version both sides last agreed on) are
+ * `Batch`es of the same length whose row `i` is the same key; a row whose op
+ * is `'delete'` is a version where the key does not exist (deleted on that
+ * side, or, in `ancestor`, never synced before). Add one decision per
+ * conflict to the `Resolutions`. */
 export function exportResolver(Plugin) {
   const slot = new Slot();
   return {
@@ -286,11 +289,11 @@ export function exportResolver(Plugin) {
         slot.value = new Plugin(parseConfig(config));
       });
     },
-    resolve(local, remote) {
+    resolve(left, right, ancestor) {
       return guarded(() => {
         const plugin = slot.get();
         const out = new Resolutions();
-        plugin.resolve(new Batch(local), new Batch(remote), out);
+        plugin.resolve(new Batch(left), new Batch(right), new Batch(ancestor), out);
         return { decisions: out.decisions, merged: out.merged.finish() };
       });
     },

@@ -331,9 +331,11 @@ class Resolutions:
     """The decisions for one batch of conflicts, being built: one per
     conflict, in order.
 
-    - `keep_local()`: keep the version on the side being written to.
-    - `take_remote()`: take the incoming version.
-    - `defer(reason)`: leave the conflict to a person; `reason` says why.
+    - `take_left()`: take the left side's version (the manifest's
+      `[sync] left`).
+    - `take_right()`: take the right side's version.
+    - `defer(reason)`: leave the conflict to a person (the manual queue);
+      `reason` says why.
     - `merge(base)`: a merged record, built on the returned `RowBuilder`
       (with `base`'s key, operation and metadata and no fields yet);
       `merge_as(key, op)` under another key or operation.
@@ -343,11 +345,11 @@ class Resolutions:
         self.decisions = []
         self.merged = BatchBuilder()
 
-    def keep_local(self):
-        self.decisions.append(("keep-local", None))
+    def take_left(self):
+        self.decisions.append(("take-left", None))
 
-    def take_remote(self):
-        self.decisions.append(("take-remote", None))
+    def take_right(self):
+        self.decisions.append(("take-right", None))
 
     def defer(self, reason):
         self.decisions.append(("defer", reason))
@@ -366,9 +368,12 @@ class Resolutions:
 
 def export_resolver(cls):
     """The `Resolver` export class for plugin class `cls`: `cls(config)` at
-    open, `instance.resolve(local, remote, out)` per batch of conflicts
-    (`local` and `remote` are `Batch`es of the same length whose row `i`
-    is the same key; add one decision per conflict to the `Resolutions`)."""
+    open, `instance.resolve(left, right, ancestor, out)` per batch of
+    conflicts. `left`, `right` and `ancestor` (the version both sides last
+    agreed on) are `Batch`es of the same length whose row `i` is the same
+    key; a row whose op is `DELETE` is a version where the key does not
+    exist (deleted on that side, or, in `ancestor`, never synced before).
+    Add one decision per conflict to the `Resolutions`."""
     if not _wit.IN_COMPONENT:
         return None
     from wit_world import exports
@@ -376,8 +381,8 @@ def export_resolver(cls):
 
     slot = _Slot()
     make = {
-        "keep-local": lambda _: wit.Resolution_KeepLocal(),
-        "take-remote": lambda _: wit.Resolution_TakeRemote(),
+        "take-left": lambda _: wit.Resolution_TakeLeft(),
+        "take-right": lambda _: wit.Resolution_TakeRight(),
         "merged": wit.Resolution_Merged,
         "defer": wit.Resolution_Defer,
     }
@@ -389,11 +394,11 @@ def export_resolver(cls):
             except PluginError as e:
                 raise _err(e) from None
 
-        def resolve(self, local, remote):
+        def resolve(self, left, right, ancestor):
             try:
                 plugin = slot.get()
                 out = Resolutions()
-                plugin.resolve(Batch(local), Batch(remote), out)
+                plugin.resolve(Batch(left), Batch(right), Batch(ancestor), out)
                 decisions = [make[tag](value) for tag, value in out.decisions]
                 return wit.Resolutions(decisions, out.merged.finish())
             except PluginError as e:

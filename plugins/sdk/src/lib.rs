@@ -1,7 +1,7 @@
 //! `ferry-plugin`: the Rust guest SDK for ferry plugins.
 //!
 //! A ferry plugin is a WebAssembly component that exports one world of the
-//! `ferry:plugin@0.1.2` WIT package (`wit/ferry.wit`): a source, a sink, a
+//! `ferry:plugin@0.1.3` WIT package (`wit/ferry.wit`): a source, a sink, a
 //! connector (both), a mapper, a validator or a resolver. Records cross the
 //! boundary a batch at a time, stored column by column. This crate hides
 //! that layout: a plugin reads a [`Batch`] through [`Row`] and [`Column`]
@@ -233,24 +233,44 @@
 //! # fn main() {}
 //! ```
 //!
-//! A resolver where the newer change wins:
+//! A resolver where the newer change wins, unless only one side changed
+//! since the common ancestor (then that change wins, however old):
 //!
 //! ```
-//! use ferry_plugin::{Batch, PluginError, Resolutions, Resolver};
+//! use ferry_plugin::{Batch, PluginError, Resolutions, Resolver, Row};
 //!
 //! struct LastWriterWins;
+//!
+//! /// Whether two versions hold the same values (an absent field is null).
+//! fn same(a: &Row<'_>, b: &Row<'_>) -> bool {
+//!     a.op() == b.op()
+//!         && a.fields().all(|(name, v)| b.get(name) == v)
+//!         && b.fields().all(|(name, v)| a.get(name) == v)
+//! }
 //!
 //! impl Resolver for LastWriterWins {
 //!     type Config = ();
 //!     fn open(_: ()) -> Result<Self, PluginError> {
 //!         Ok(LastWriterWins)
 //!     }
-//!     fn resolve(&mut self, local: &Batch, remote: &Batch, out: &mut Resolutions) -> Result<(), PluginError> {
-//!         for (l, r) in local.rows().zip(remote.rows()) {
-//!             match (l.updated_at(), r.updated_at()) {
-//!                 (Some(a), Some(b)) if a > b => out.keep_local(),
-//!                 (Some(a), Some(b)) if b > a => out.take_remote(),
-//!                 _ => out.defer("same or unknown change time"),
+//!     fn resolve(
+//!         &mut self,
+//!         left: &Batch,
+//!         right: &Batch,
+//!         ancestor: &Batch,
+//!         out: &mut Resolutions,
+//!     ) -> Result<(), PluginError> {
+//!         for ((l, r), a) in left.rows().zip(right.rows()).zip(ancestor.rows()) {
+//!             if same(&l, &a) {
+//!                 out.take_right();
+//!             } else if same(&r, &a) {
+//!                 out.take_left();
+//!             } else {
+//!                 match (l.updated_at(), r.updated_at()) {
+//!                     (Some(x), Some(y)) if x > y => out.take_left(),
+//!                     (Some(x), Some(y)) if y > x => out.take_right(),
+//!                     _ => out.defer("both sides changed at the same or an unknown time"),
+//!                 }
 //!             }
 //!         }
 //!         Ok(())
@@ -310,7 +330,7 @@ pub use batch::{Batch, Column, FieldError, Row, Rows, TextList};
 pub use builder::{BatchBuilder, ColumnId, RowBuilder};
 pub use json::JsonLineError;
 pub use mapper::{MapOutput, Mapped, Mapper, map_with_view};
-pub use resolver::{Resolution, Resolutions, Resolver};
+pub use resolver::{Resolution, Resolutions, Resolver, resolve_with_view};
 pub use sink::{Sink, WriteReport};
 pub use source::{Polled, Source, SourceStatus};
 pub use types::{Op, PluginError, RecordIssue};

@@ -32,9 +32,9 @@ macro_rules! __ferry_bindings {
                 path: $wit,
                 world: $world,
                 with: {
-                    "ferry:plugin/types@0.1.2": ::ferry_plugin::types,
-                    "ferry:plugin/host@0.1.2": ::ferry_plugin::host,
-                    "ferry:plugin/sql@0.1.2": ::ferry_plugin::sql,
+                    "ferry:plugin/types@0.1.3": ::ferry_plugin::types,
+                    "ferry:plugin/host@0.1.3": ::ferry_plugin::host,
+                    "ferry:plugin/sql@0.1.3": ::ferry_plugin::sql,
                 },
                 runtime_path: "::ferry_plugin::__private::wit_bindgen::rt",
             });
@@ -345,21 +345,22 @@ macro_rules! export_resolver {
                 __FERRY_RESOLVER.with(|slot| $crate::__private::resolver_open::<$ty>(slot, &config))
             }
             fn resolve(
-                local: $crate::types::Batch,
-                remote: $crate::types::Batch,
+                left: $crate::types::Batch,
+                right: $crate::types::Batch,
+                ancestor: $crate::types::Batch,
             ) -> ::core::result::Result<
                 __ferry_resolver_bindings::exports::ferry::plugin::resolver::Resolutions,
                 $crate::PluginError,
             > {
                 use __ferry_resolver_bindings::exports::ferry::plugin::resolver::{Resolution, Resolutions};
                 let (decisions, merged) =
-                    __FERRY_RESOLVER.with(|slot| $crate::__private::resolver_resolve::<$ty>(slot, local, remote))?;
+                    __FERRY_RESOLVER.with(|slot| $crate::__private::resolver_resolve::<$ty>(slot, left, right, ancestor))?;
                 ::core::result::Result::Ok(Resolutions {
                     decisions: decisions
                         .into_iter()
                         .map(|d| match d {
-                            $crate::Resolution::KeepLocal => Resolution::KeepLocal,
-                            $crate::Resolution::TakeRemote => Resolution::TakeRemote,
+                            $crate::Resolution::TakeLeft => Resolution::TakeLeft,
+                            $crate::Resolution::TakeRight => Resolution::TakeRight,
                             $crate::Resolution::Merged(n) => Resolution::Merged(n),
                             $crate::Resolution::Defer(why) => Resolution::Defer(why),
                         })

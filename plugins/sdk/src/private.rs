@@ -7,7 +7,7 @@ pub use wit_bindgen;
 
 use crate::batch::{Batch, TextList};
 use crate::mapper::{MapOutput, Mapper};
-use crate::resolver::{Resolution, Resolutions, Resolver};
+use crate::resolver::{Resolution, Resolver, resolve_with_view};
 use crate::sink::{Sink, WriteReport};
 use crate::source::{Polled, Source};
 use crate::types;
@@ -127,26 +127,9 @@ pub fn resolver_open<R: Resolver>(slot: &Slot<R>, config: &str) -> Result<(), Pl
 /// `resolver.resolve`.
 pub fn resolver_resolve<R: Resolver>(
     slot: &Slot<R>,
-    local: types::Batch,
-    remote: types::Batch,
+    left: types::Batch,
+    right: types::Batch,
+    ancestor: types::Batch,
 ) -> Result<(Vec<Resolution>, types::Batch), PluginError> {
-    let local = Batch::from_raw(local)?;
-    let remote = Batch::from_raw(remote)?;
-    if local.len() != remote.len() {
-        return Err(PluginError::fatal(format!(
-            "{} local records for {} remote ones",
-            local.len(),
-            remote.len()
-        )));
-    }
-    let mut out = Resolutions::new();
-    with(slot, |r| r.resolve(&local, &remote, &mut out))?;
-    if out.decisions().len() != local.len() {
-        return Err(PluginError::fatal(format!(
-            "the resolver gave {} decisions for {} conflicts",
-            out.decisions().len(),
-            local.len()
-        )));
-    }
-    Ok(out.into_parts())
+    with(slot, |r| resolve_with_view(r, left, right, ancestor))
 }

@@ -15,7 +15,7 @@
 //! | validator | per input record: `{"_key": k, "violations": [{"field", "rule", "message"}]}` |
 //! | source | each record read, until the source is caught up or finished |
 //! | sink | per input record: `{"_key": k, "result": "written" \| "rejected: ..." \| "conflict: ..."}` |
-//! | resolver | per input pair (`{"local": {...}, "remote": {...}}`): `{"_key": k, "decision": ...}` |
+//! | resolver | per conflict (`{"left": {...}, "right": {...}, "ancestor": {...}}`; no `ancestor`: no common version; a side `null`: deleted there): `{"_key": k, "decision": "take-left" \| "take-right" \| "merged" \| "defer"}`, plus `"record"` (merged) or `"reason"` (defer) |
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -154,8 +154,10 @@ pub(crate) struct TestOptions {
     wasm: PathBuf,
     /// Records as JSON Lines (not needed for a source). A line may carry
     /// `_key` and `_op` ("upsert" or "delete"); otherwise the key is the
-    /// `--key` field. For a resolver, each line is
-    /// `{"local": {...}, "remote": {...}}`.
+    /// `--key` field. For a resolver, each line is one conflict,
+    /// `{"left": {...}, "right": {...}, "ancestor": {...}}`: no `ancestor`
+    /// when the sides have no common version, a side `null` where the key
+    /// was deleted.
     #[arg(long)]
     input: Option<PathBuf>,
     /// The plugin's config as a TOML file (what its manifest `config`
@@ -484,27 +486,60 @@ fn test_resolver(
     input: &[(String, Value)],
     key_field: &str,
 ) -> Result<Vec<Value>> {
-    use ferry_host::bindings::resolver::exports::ferry::plugin::resolver::Resolution;
-    let mut local = Vec::new();
-    let mut remote = Vec::new();
+    use ferry_host::Resolution;
+    const SIDES: [&str; 3] = ["left", "right", "ancestor"];
+    let mut batches: [Vec<JsonRecord>; 3] = Default::default();
     for (at, line) in input {
-        for (side, out) in [("local", &mut local), ("remote", &mut remote)] {
-            let value = line.get(side).filter(|v| v.is_object()).with_context(|| {
-                format!("{at}: a resolver's input line needs `{side}`: {{...}}")
-            })?;
-            out.push(record(value, key_field).with_context(|| at.clone())?);
+        if let Some(other) = line
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !SIDES.contains(&k.as_str())))
+        {
+            bail!(
+                "{at}: unknown `{other}`: a resolver's input line has `left`, `right` and `ancestor`"
+            );
+        }
+        let mut versions: [Option<JsonRecord>; 3] = Default::default();
+        for (side, version) in SIDES.into_iter().zip(&mut versions) {
+            *version = match line.get(side) {
+                Some(value @ Value::Object(_)) => {
+                    Some(record(value, key_field).with_context(|| format!("{at}: `{side}`"))?)
+                }
+                Some(Value::Null) => None,
+                None if side == "ancestor" => None,
+                None => bail!(
+                    "{at}: a resolver's input line needs `{side}`: {{...}}, or null where the key \
+                     was deleted"
+                ),
+                Some(other) => bail!("{at}: `{side}` is {other}; give an object, or null"),
+            };
+        }
+        let [left, right, _] = &versions;
+        if left.is_none() && right.is_none() {
+            bail!("{at}: `left` and `right` are both null: deleted on both sides is no conflict");
+        }
+        let mut keys = versions.iter().flatten().map(|r| r.key.as_str());
+        let key = keys.next().unwrap_or_default().to_string();
+        if let Some(other) = keys.find(|k| *k != key) {
+            bail!("{at}: the versions name different keys, `{key}` and `{other}`");
+        }
+        for (version, batch) in versions.into_iter().zip(&mut batches) {
+            batch.push(version.unwrap_or_else(|| JsonRecord {
+                key: key.clone(),
+                op: Op::Delete,
+                fields: serde_json::Map::new(),
+            }));
         }
     }
-    let (local, remote) = (batch_from_json(&local), batch_from_json(&remote));
+    let [left, right, ancestor] = batches.map(|records| batch_from_json(&records));
     let mut resolver = ResolverInstance::new(component, spec, None)?;
     let resolutions = resolver
-        .resolve(&local, &remote)
+        .resolve(&left, &right, &ancestor)
         .map_err(|e| call_failed("resolve", e))?;
-    if resolutions.decisions.len() != local.len() {
+    if resolutions.decisions.len() != left.len() {
         bail!(
             "the plugin made {} decisions for {} conflicts",
             resolutions.decisions.len(),
-            local.len()
+            left.len()
         );
     }
     let merged = &resolutions.merged;
@@ -513,10 +548,10 @@ fn test_resolver(
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let key = local.key(i);
+            let key = left.key(i);
             Ok(match d {
-                Resolution::KeepLocal => json!({ "_key": key, "decision": "keep-local" }),
-                Resolution::TakeRemote => json!({ "_key": key, "decision": "take-remote" }),
+                Resolution::TakeLeft => json!({ "_key": key, "decision": "take-left" }),
+                Resolution::TakeRight => json!({ "_key": key, "decision": "take-right" }),
                 Resolution::Defer(why) => {
                     json!({ "_key": key, "decision": "defer", "reason": why })
                 }

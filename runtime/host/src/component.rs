@@ -13,8 +13,10 @@ use crate::store::HostState;
 
 /// The version of the `ferry:plugin` contract this host implements. A
 /// component built against an earlier `0.1.x` loads too (wasmtime matches
-/// semver-compatible names, and `PluginWorld::from_export` accepts `0.1.*`).
-pub const CONTRACT_VERSION: &str = "0.1.2";
+/// semver-compatible names, and `PluginWorld::from_export` accepts `0.1.*`),
+/// except a resolver built against 0.1.0-0.1.2: 0.1.3 changed `resolve` in
+/// place (no host had called it), so such a component fails to instantiate.
+pub const CONTRACT_VERSION: &str = "0.1.3";
 
 /// The plugin interfaces a component can export; a stage needs one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,7 +54,7 @@ impl PluginWorld {
         }
     }
 
-    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.2`.
+    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.3`.
     pub fn qualified(self) -> String {
         format!("ferry:plugin/{}@{CONTRACT_VERSION}", self.interface())
     }

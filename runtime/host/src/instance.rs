@@ -479,12 +479,17 @@ impl StageInstance<ValidatorWorld> {
 }
 
 impl StageInstance<ResolverWorld> {
-    /// Resolves conflicts.
+    /// Decides conflicts: row `i` of `left`, `right` and `ancestor` is the
+    /// same key (a `delete` row is a version where the key does not exist).
     pub fn resolve(
         &mut self,
-        local: &Batch,
-        remote: &Batch,
-    ) -> Result<bindings::resolver::exports::ferry::plugin::resolver::Resolutions, CallError> {
-        self.call(|b, s| b.ferry_plugin_resolver().call_resolve(s, local, remote))
+        left: &Batch,
+        right: &Batch,
+        ancestor: &Batch,
+    ) -> Result<crate::Resolutions, CallError> {
+        self.call(|b, s| {
+            b.ferry_plugin_resolver()
+                .call_resolve(s, left, right, ancestor)
+        })
     }
 }

@@ -46,6 +46,7 @@ mod sql_host;
 mod store;
 
 pub use bindings::mapper::exports::ferry::plugin::mapper::Mapped;
+pub use bindings::resolver::exports::ferry::plugin::resolver::{Resolution, Resolutions};
 pub use bindings::sink::exports::ferry::plugin::sink::WriteReport;
 pub use bindings::source::exports::ferry::plugin::source::{Polled, SourceStatus};
 pub use bindings::validator::exports::ferry::plugin::validator::Violation;

@@ -1,6 +1,6 @@
-// `{{name}}`: a ferry conflict resolver. The version with the larger
-// integer in its config's `field` (default `updated_at`) wins; a tie is
-// left to a person.
+// `{{name}}`: a ferry conflict resolver. Of two edited versions, the one
+// with the larger integer in its config's `field` (default `updated_at`)
+// wins; a tie, and a delete on either side, are left to a person.
 //
 //     [plugins.{{name}}]
 //     kind = "resolver"
@@ -8,7 +8,7 @@
 //     config = { field = "updated_at" }
 //     grants = { memory_mb = 128, timeout_ms = 10000 }
 
-import { config, exportResolver } from './ferry-plugin/index.js';
+import { DELETE, config, exportResolver } from './ferry-plugin/index.js';
 import { I64_MIN } from './ferry-plugin/values.js';
 
 class {{Type}} {
@@ -24,12 +24,22 @@ class {{Type}} {
     return typeof value === 'bigint' ? value : I64_MIN;
   }
 
-  resolve(local, remote, out) {
-    for (let i = 0; i < Math.min(local.length, remote.length); i++) {
-      const a = this.stamp(local.row(i));
-      const b = this.stamp(remote.row(i));
-      if (a < b) out.takeRemote();
-      else if (a > b) out.keepLocal();
+  /** Row `i` of `left`, `right` and `ancestor` (the version both sides last
+   * agreed on; this resolver does not need it) is the same key; a 'delete'
+   * row is a version where the key does not exist. */
+  resolve(left, right, ancestor, out) {
+    for (let i = 0; i < Math.min(left.length, right.length); i++) {
+      const mine = left.row(i);
+      const theirs = right.row(i);
+      if (mine.op === DELETE || theirs.op === DELETE) {
+        const side = mine.op === DELETE ? 'left' : 'right';
+        out.defer(`deleted on the ${side} side, edited on the other`);
+        continue;
+      }
+      const a = this.stamp(mine);
+      const b = this.stamp(theirs);
+      if (a < b) out.takeRight();
+      else if (a > b) out.takeLeft();
       else out.defer(`both sides have ${this.field} = ${a}`);
     }
   }

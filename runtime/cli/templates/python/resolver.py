@@ -1,6 +1,6 @@
-"""`{{name}}`: a ferry conflict resolver. The version with the larger
-integer in its config's `field` (default `updated_at`) wins; a tie is
-left to a person.
+"""`{{name}}`: a ferry conflict resolver. Of two edited versions, the one
+with the larger integer in its config's `field` (default `updated_at`)
+wins; a tie, and a delete on either side, are left to a person.
 
     [plugins.{{name}}]
     kind = "resolver"
@@ -10,7 +10,7 @@ left to a person.
 """
 
 import ferry_plugin
-from ferry_plugin import config
+from ferry_plugin import DELETE, config
 from ferry_plugin.values import I64_MIN
 
 
@@ -24,13 +24,20 @@ class {{Type}}:
         value = row[self.field]
         return value if type(value) is int else I64_MIN
 
-    def resolve(self, local, remote, out):
-        for mine, theirs in zip(local.rows(), remote.rows()):
+    def resolve(self, left, right, ancestor, out):
+        """Row `i` of `left`, `right` and `ancestor` (the version both sides
+        last agreed on; this resolver does not need it) is the same key; a
+        `DELETE` row is a version where the key does not exist."""
+        for mine, theirs in zip(left.rows(), right.rows()):
+            if mine.op == DELETE or theirs.op == DELETE:
+                side = "left" if mine.op == DELETE else "right"
+                out.defer(f"deleted on the {side} side, edited on the other")
+                continue
             a, b = self.stamp(mine), self.stamp(theirs)
             if a < b:
-                out.take_remote()
+                out.take_right()
             elif a > b:
-                out.keep_local()
+                out.take_left()
             else:
                 out.defer(f"both sides have {self.field} = {a}")
 
