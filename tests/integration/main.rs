@@ -24,6 +24,9 @@ mod reload;
 mod schedule;
 mod sql;
 mod sql_sync;
+mod two_way;
+mod two_way_pg;
+mod two_way_example;
 
 macro_rules! every_plugin_has_tests {
     ($($name:ident),* $(,)?) => {

@@ -32,6 +32,7 @@ macro_rules! println {
 }
 
 mod audit;
+mod conflicts;
 mod plugin;
 mod polyglot;
 mod replay;
@@ -98,8 +99,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The audit log: every access a plugin was refused at run time, and
-    /// every purge of dead letters.
+    /// The audit log: every access a plugin was refused at run time, every
+    /// purge of dead letters, reload, and two-way sync conflict.
     AuditLog {
         /// The manifest (or folder of manifests) whose state to read, or a
         /// state database file. Default: ./.ferry/state.db.
@@ -127,6 +128,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// The two-way sync conflict queue: list, show, resolve.
+    Conflicts {
+        #[command(subcommand)]
+        command: conflicts::ConflictsCommand,
     },
 }
 
@@ -267,6 +273,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             json,
         } => audit_log(path.as_deref(), pipeline.as_deref(), json),
         Command::Dlq { command } => dlq(command),
+        Command::Conflicts { command } => conflicts::conflicts(command),
         Command::Plugin { command } => plugin::dispatch(command),
     }
 }
@@ -373,14 +380,31 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         };
         let schedule = scheduled::status(&m, state.as_ref(), pid.is_some())?;
         let mode = m.pipeline.mode;
-        out.push((name, manifest, pid, accounting, reloads, mode, schedule));
+        // A two-way sync: how many conflicts wait for a person.
+        let waiting = match (&m.sync, &state) {
+            (Some(_), Some(state)) => Some(
+                state
+                    .conflicts(&ferry_state::ConflictFilter {
+                        pipeline: Some(name.clone()),
+                        statuses: vec!["open".into()],
+                        key: None,
+                    })?
+                    .len(),
+            ),
+            (Some(_), None) => Some(0),
+            _ => None,
+        };
+        out.push((
+            name, manifest, pid, accounting, reloads, mode, schedule, waiting,
+        ));
     }
     if json {
         let items: Vec<serde_json::Value> = out
             .iter()
-            .map(|(name, manifest, pid, a, reloads, mode, schedule)| {
+            .map(|(name, manifest, pid, a, reloads, mode, schedule, waiting)| {
                 serde_json::json!({
                     "pipeline": name,
+                    "conflicts_waiting": waiting,
                     "manifest": manifest.display().to_string(),
                     "served_by_pid": pid,
                     "mode": mode.as_str(),
@@ -402,7 +426,7 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for (name, manifest, pid, a, reloads, _, schedule) in &out {
+    for (name, manifest, pid, a, reloads, _, schedule, waiting) in &out {
         println!("{name} ({})", manifest.display());
         match pid {
             Some(pid) => println!("  running   served by ferry run, pid {pid}"),
@@ -412,6 +436,14 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
             "  committed read={} written={} dead_lettered={} filtered={}",
             a.read, a.written, a.dead_lettered, a.filtered
         );
+        if let Some(n) = waiting {
+            let how = if *n > 0 {
+                format!(": ferry conflicts list {}", manifest.display())
+            } else {
+                String::new()
+            };
+            println!("  conflicts {n} waiting for a decision{how}");
+        }
         for line in schedule.iter().flat_map(scheduled::ScheduleStatus::lines) {
             println!("{line}");
         }
@@ -459,6 +491,28 @@ pub(crate) fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
         println!("  dead-lettered  {:>10}", 0);
     }
     println!("  filtered       {:>10}", thousands(a.filtered));
+    if let Some(sync) = &report.sync {
+        println!(
+            "  synced         {:>10} to the left, {} to the right; {} changes needed no write (echoes, stale or alike)",
+            thousands(sync.written_left),
+            thousands(sync.written_right),
+            thousands(sync.unchanged)
+        );
+        if sync.conflicts > 0 || sync.applied > 0 {
+            println!(
+                "  conflicts      {:>10}   {} settled by the strategy, {} waiting: ferry conflicts list {}{}",
+                thousands(sync.conflicts),
+                thousands(sync.conflicts - sync.queued),
+                thousands(sync.queued),
+                manifest.display(),
+                if sync.applied > 0 {
+                    format!("; {} decisions applied", sync.applied)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
     if report.rebuilds > 0 {
         println!(
             "  plugin instances rebuilt after a trap: {}",
@@ -514,6 +568,7 @@ fn audit_log(path: Option<&Path>, pipeline: Option<&str>, json: bool) -> Result<
     } else {
         let mut purges = 0;
         let mut reloads = 0;
+        let mut conflicts = 0;
         for e in &events {
             let at = ferry_host::batch::rfc3339_micros(e.at_us);
             if e.capability == PURGE_CAPABILITY && e.stage.is_empty() {
@@ -529,6 +584,25 @@ fn audit_log(path: Option<&Path>, pipeline: Option<&str>, json: bool) -> Result<
                 println!("{at}  {}  reload {}: {}", e.pipeline, e.target, e.detail);
                 continue;
             }
+            if e.capability == ferry_state::CONFLICT_CAPABILITY {
+                conflicts += 1;
+                let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+                let text = |k: &str| {
+                    d[k].as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| d[k].to_string())
+                };
+                println!(
+                    "{at}  {}  conflict on key {}: {} ({}), outcome {}, by {}",
+                    e.pipeline,
+                    e.target,
+                    text("event"),
+                    text("strategy"),
+                    text("outcome"),
+                    text("decided_by"),
+                );
+                continue;
+            }
             println!(
                 "{}  {} / {} ({})  {}: {}  ({})",
                 at,
@@ -540,7 +614,12 @@ fn audit_log(path: Option<&Path>, pipeline: Option<&str>, json: bool) -> Result<
                 e.detail
             );
         }
-        let mut summary = format!("{} denials", events.len() - purges - reloads);
+        let mut summary = format!("{} denials", events.len() - purges - reloads - conflicts);
+        if conflicts > 0 {
+            summary.push_str(&format!(
+                ", {conflicts} two-way sync conflict events (`--json` shows both versions and the ancestor)"
+            ));
+        }
         if purges > 0 {
             summary.push_str(&format!(", {purges} dead-letter purges"));
         }

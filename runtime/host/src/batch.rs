@@ -409,6 +409,12 @@ pub fn value_json(v: ValueRef<'_>) -> serde_json::Value {
     }
 }
 
+/// Parses RFC 3339 text (or PostgreSQL's timestamp text) into microseconds
+/// since the Unix epoch.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    crate::sql::time::parse_timestamp(text).ok()
+}
+
 /// Formats microseconds since the Unix epoch as RFC 3339 UTC.
 pub fn rfc3339_micros(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);

@@ -26,6 +26,7 @@ use crate::resolve::{
 };
 use crate::rules;
 use crate::suggest::{did_you_mean, expected_hint};
+use crate::sync::{RawSync, resolve_sync};
 
 /// Keys of `[pipeline]`, to tell an operator who wrote one at the top level
 /// where it belongs.
@@ -79,6 +80,7 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
     let mut plugins_entry: Option<Entry<'_, '_>> = None;
     let mut connections_entry: Option<Entry<'_, '_>> = None;
     let mut routes_entry: Option<Entry<'_, '_>> = None;
+    let mut sync_entry: Option<Entry<'_, '_>> = None;
     // Sections an unknown top-level key was probably meant to be: they are not
     // reported missing as well.
     let mut misspelt: Vec<&str> = Vec::new();
@@ -88,6 +90,7 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
             "plugins" => plugins_entry = Some((key, value)),
             "connections" => connections_entry = Some((key, value)),
             "routes" => routes_entry = Some((key, value)),
+            "sync" => sync_entry = Some((key, value)),
             other => misspelt.extend(unknown_top_level(
                 &mut cx,
                 other,
@@ -261,6 +264,13 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         }
     }
 
+    // [sync]
+    let sync = sync_entry.map(|(_, value)| {
+        let path = KeyPath::root().key("sync");
+        let raw = deserialize_section::<RawSync>(&mut cx, &path, value).value;
+        resolve_sync(&mut cx, raw, value.span().into(), &plugins)
+    });
+
     rules::check(
         &mut cx,
         pipeline_header,
@@ -268,7 +278,20 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         plugins_read,
         &routes,
         routes_key,
+        sync.as_ref(),
     );
+    if let (Some(draft), Some(pipeline)) = (&sync, &pipeline)
+        && pipeline.mode == crate::model::Mode::Schedule
+    {
+        cx.error(
+            pipeline.spans.schedule.unwrap_or(pipeline.spans.header),
+            "a two-way sync runs `once` or `follow`, not on a schedule",
+            Some(format!(
+                "set `mode = \"follow\"` (line {}'s [sync] then syncs changes as they come)",
+                cx.source().line_column(draft.span.start).0
+            )),
+        );
+    }
 
     if cx.count() > 0 {
         return Err(cx.into_error());
@@ -285,16 +308,23 @@ pub(crate) fn compile(text: &str, path: &Path) -> Result<Manifest, ManifestError
         .into_iter()
         .map(|(name, connection)| connection.map(|c| (name, c)))
         .collect();
-    match (pipeline, plugins, routes, connections) {
-        (Some(pipeline), Some(plugins), Some(routes), Some(connections)) => Ok(Manifest {
-            path: path.to_path_buf(),
-            dir,
-            pipeline,
-            connections,
-            plugins,
-            routes,
-            source,
-        }),
+    let sync = match sync {
+        None => Some(None),
+        Some(draft) => draft.sync.map(Some),
+    };
+    match (pipeline, plugins, routes, connections, sync) {
+        (Some(pipeline), Some(plugins), Some(routes), Some(connections), Some(sync)) => {
+            Ok(Manifest {
+                path: path.to_path_buf(),
+                dir,
+                pipeline,
+                connections,
+                plugins,
+                routes,
+                sync,
+                source,
+            })
+        }
         // Every part that fails to resolve reports why; this is a safety net.
         _ => {
             cx.error(

@@ -27,7 +27,7 @@
 //! pool = 4                           # most connections open at once (1 to 64)
 //!
 //! [plugins.crm]                      # a plugin (a stage): [a-z][a-z0-9_-]*
-//! kind = "source"                    # source | sink | mapper | validator | resolver
+//! kind = "source"                    # source | sink | mapper | validator | resolver | connector
 //! wasm = "../../plugins/dist/file.wasm"
 //! sha256 = "9f2c…"                   # 64 lowercase hex characters, optional
 //! config = { path = "/in/contacts.jsonl" }   # any table; the plugin gets it as JSON
@@ -41,6 +41,10 @@
 //! when = { field = "region", equals = "EU" }   # or not_equals, in = [...], exists = true
 //! on_invalid = "dead-letter"         # dead-letter | drop | stop
 //! ```
+//!
+//! A two-way sync manifest has a `[sync]` table instead of routes: two
+//! `connector` plugins kept alike, how changes are detected and conflicts
+//! settled (see [`Sync`] and `docs/two-way-sync.md`).
 //!
 //! Relative paths (`wasm`, `state`, a file grant's `host`) are resolved against
 //! the manifest's folder, never against the working directory, so a manifest
@@ -120,6 +124,7 @@ mod resolve;
 mod rules;
 mod schedule;
 mod suggest;
+mod sync;
 
 use std::path::Path;
 
@@ -130,6 +135,7 @@ pub use model::{
     PluginSpans, RetryPolicy, Route, RouteSpans, Scalar, SqlGrant, Test, TlsMode,
 };
 pub use schedule::Schedule;
+pub use sync::{Detect, ForeignChange, Side, Strategy, Sync, SyncSide};
 
 /// Reads and checks the manifest at `path`.
 ///

@@ -31,8 +31,11 @@ pub struct Manifest {
     pub connections: IndexMap<String, Connection>,
     /// Every `[plugins.<name>]` table, in the order the manifest declares them.
     pub plugins: IndexMap<String, Plugin>,
-    /// Every `[[routes]]` table, in the manifest's order.
+    /// Every `[[routes]]` table, in the manifest's order (none in a two-way
+    /// sync manifest).
     pub routes: Vec<Route>,
+    /// The `[sync]` table of a two-way sync manifest.
+    pub sync: Option<crate::sync::Sync>,
     pub(crate) source: Arc<SourceFile>,
 }
 
@@ -237,16 +240,20 @@ pub enum PluginKind {
     Validator,
     /// Settles two-way sync conflicts (`resolver`); not used in routes.
     Resolver,
+    /// Reads and writes one system (`connector`): a side of a two-way sync,
+    /// opened as a source and as a sink; not used in routes.
+    Connector,
 }
 
 impl PluginKind {
     /// Every kind, in the order the manifest documentation lists them.
-    pub const ALL: [PluginKind; 5] = [
+    pub const ALL: [PluginKind; 6] = [
         PluginKind::Source,
         PluginKind::Sink,
         PluginKind::Mapper,
         PluginKind::Validator,
         PluginKind::Resolver,
+        PluginKind::Connector,
     ];
 
     /// The kind as written in a manifest: `source`, `sink`, ...
@@ -257,6 +264,7 @@ impl PluginKind {
             PluginKind::Mapper => "mapper",
             PluginKind::Validator => "validator",
             PluginKind::Resolver => "resolver",
+            PluginKind::Connector => "connector",
         }
     }
 

@@ -18,7 +18,8 @@ use toml::Spanned;
 use crate::model::Scalar;
 
 /// The keys allowed at the top of a manifest.
-pub(crate) const TOP_LEVEL_KEYS: &[&str] = &["pipeline", "connections", "plugins", "routes"];
+pub(crate) const TOP_LEVEL_KEYS: &[&str] =
+    &["pipeline", "connections", "plugins", "routes", "sync"];
 
 /// `[pipeline]`
 #[derive(Debug, Deserialize)]

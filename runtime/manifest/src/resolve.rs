@@ -29,7 +29,7 @@ const DEFAULT_STATE: &str = ".ferry/state.db";
 /// Default `poll_interval_ms`.
 const DEFAULT_POLL_INTERVAL_MS: i64 = 500;
 
-fn span_of<T>(value: &Spanned<T>) -> Span {
+pub(crate) fn span_of<T>(value: &Spanned<T>) -> Span {
     value.span().into()
 }
 
@@ -41,7 +41,7 @@ pub(crate) struct Name {
 }
 
 impl Name {
-    fn from_spanned(value: &Spanned<String>) -> Self {
+    pub(crate) fn from_spanned(value: &Spanned<String>) -> Self {
         Self {
             text: value.get_ref().clone(),
             span: span_of(value),
@@ -74,7 +74,7 @@ pub(crate) struct RouteDraft {
 }
 
 /// Accepts one of a fixed set of words, or reports it with a "did you mean".
-fn keyword<T: Copy>(
+pub(crate) fn keyword<T: Copy>(
     cx: &mut Collector,
     value: &Spanned<String>,
     what: &str,
@@ -498,7 +498,10 @@ fn check_sha256(cx: &mut Collector, digest: &Spanned<String>) -> bool {
 }
 
 /// The `config` table as a JSON object; datetimes become RFC 3339 strings.
-fn config_to_json(cx: &mut Collector, config: &Spanned<toml::Table>) -> Option<serde_json::Value> {
+pub(crate) fn config_to_json(
+    cx: &mut Collector,
+    config: &Spanned<toml::Table>,
+) -> Option<serde_json::Value> {
     let mut unrepresentable = Vec::new();
     let object = config
         .get_ref()

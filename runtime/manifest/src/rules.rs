@@ -26,6 +26,7 @@ use crate::document::Collector;
 use crate::model::PluginKind;
 use crate::resolve::{Name, PluginDraft, RouteDraft};
 use crate::suggest::{did_you_mean, quoted_list};
+use crate::sync::SyncDraft;
 
 /// Where a name sits in a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,12 @@ pub(crate) fn check(
     plugins_read: bool,
     routes: &[Option<RouteDraft>],
     routes_key: Option<Span>,
+    sync: Option<&SyncDraft>,
 ) {
+    if let Some(sync) = sync {
+        check_sync(cx, plugins, plugins_read, routes, routes_key, sync);
+        return;
+    }
     let declared: IndexMap<&str, &PluginDraft> = plugins
         .iter()
         .map(|plugin| (plugin.name.as_str(), plugin))
@@ -155,6 +161,48 @@ pub(crate) fn check(
     }
     if every_route_read {
         checker.unused(plugins);
+    }
+}
+
+/// A two-way sync manifest: no routes, and every plugin is named by [sync].
+fn check_sync(
+    cx: &mut Collector,
+    plugins: &[PluginDraft],
+    plugins_read: bool,
+    routes: &[Option<RouteDraft>],
+    routes_key: Option<Span>,
+    sync: &SyncDraft,
+) {
+    if !routes.is_empty() {
+        let line = cx.source().line_column(sync.span.start).0;
+        cx.error(
+            routes_key.unwrap_or(sync.span),
+            "a two-way sync manifest has no routes",
+            Some(format!(
+                "records move between the [sync] table's `left` and `right` (line {line}); \
+                 put one-way routes in a manifest of their own"
+            )),
+        );
+    }
+    if !plugins_read {
+        return;
+    }
+    for plugin in plugins {
+        if sync.names.iter().any(|n| n.text == plugin.name) {
+            continue;
+        }
+        let what = plugin
+            .kind
+            .map(|k| format!(" ({})", kind_phrase(k)))
+            .unwrap_or_default();
+        cx.error(
+            plugin.header,
+            format!("plugin `{}`{what} is not used by [sync]", plugin.name),
+            Some(
+                "a sync uses two connectors (`left`, `right`), and optionally a `validator` and a `resolver`; remove it"
+                    .to_owned(),
+            ),
+        );
     }
 }
 
@@ -263,11 +311,11 @@ impl<'a> Checker<'a, '_> {
         };
         // A plugin whose kind could not be read has its own error already.
         let kind = plugin.kind?;
-        if kind == PluginKind::Resolver {
+        if matches!(kind, PluginKind::Resolver | PluginKind::Connector) {
             self.cx.error(
                 name.span,
                 format!(
-                    "`{}` is a resolver: resolvers are used by two-way sync, not in routes",
+                    "`{}` is a {kind}: {kind}s are used by two-way sync ([sync]), not in routes",
                     name.text
                 ),
                 Some(format!(
@@ -388,7 +436,8 @@ impl<'a> Checker<'a, '_> {
     fn unused(&mut self, plugins: &[PluginDraft]) {
         for plugin in plugins {
             let Some(kind) = plugin.kind else { continue };
-            let stage = kind.is_transform() || kind == PluginKind::Sink;
+            let stage =
+                kind.is_transform() || kind == PluginKind::Sink || kind == PluginKind::Connector;
             if stage
                 && !self.used.contains_key(plugin.name.as_str())
                 && !self.mentioned.contains(&plugin.name)

@@ -752,7 +752,7 @@ fn resolvers_are_declared_but_not_routed() {
     let text = format!("{PIPELINE}{CRM}{WAREHOUSE}{resolver}{ROUTE}through = [\"newest\"]\n");
     assert_eq!(
         messages(&text),
-        ["`newest` is a resolver: resolvers are used by two-way sync, not in routes"]
+        ["`newest` is a resolver: resolvers are used by two-way sync ([sync]), not in routes"]
     );
 }
 
@@ -1028,5 +1028,118 @@ fn bad_connection_settings_are_each_reported() {
             "`pool` must be between 1 and 64, found 0",
             "connection `wh`: `password_env`, `tls` and `ca_file` apply to PostgreSQL only",
         ]
+    );
+}
+
+// ---------------------------------------------------------------- two-way sync
+
+const SYNC_PLUGINS: &str = "[plugins.crm]\nkind = \"connector\"\nwasm = \"plugins/sqlite.wasm\"\nconfig = { table = \"customers\" }\n\
+[plugins.billing]\nkind = \"connector\"\nwasm = \"plugins/postgres.wasm\"\n";
+
+fn sync_manifest(settings: &str) -> String {
+    format!(
+        "{PIPELINE}mode = \"follow\"\n{SYNC_PLUGINS}[sync]\nleft = {{ plugin = \"crm\", read = {{ mode = \"full\" }} }}\n\
+right = {{ plugin = \"billing\", write = {{ table = \"accounts\" }}, rename = {{ email = \"email_address\" }} }}\n{settings}"
+    )
+}
+
+#[test]
+fn a_sync_manifest_resolves_with_defaults_and_every_setting() {
+    let m = ok(&sync_manifest(""));
+    let sync = m.sync.expect("a sync");
+    assert_eq!(sync.left.plugin, "crm");
+    assert_eq!(sync.left.read, serde_json::json!({ "mode": "full" }));
+    assert_eq!(sync.right.write, serde_json::json!({ "table": "accounts" }));
+    assert_eq!(sync.right.rename["email"], "email_address");
+    assert_eq!(sync.detect, crate::Detect::Checksum);
+    assert_eq!(sync.strategy, crate::Strategy::LastWriterWins);
+    assert_eq!(sync.on_foreign_change, crate::ForeignChange::Overwrite);
+    assert!(m.routes.is_empty());
+
+    let resolver = plugin("rules", "resolver");
+    let validator = plugin("check", "validator");
+    let text = format!(
+        "{}fields = [\"name\", \"limit\", \"at\"]\ndetect = \"validator\"\nvalidator = \"check\"\n\
+         timestamp_field = \"at\"\nstrategy = \"resolver\"\nresolver = \"rules\"\n\
+         field_strategies = {{ name = \"left-wins\" }}\nowned = {{ limit = \"right\" }}\non_foreign_change = \"reject\"\n{resolver}{validator}",
+        sync_manifest("")
+    );
+    let sync = ok(&text).sync.expect("a sync");
+    assert_eq!(sync.detect, crate::Detect::Validator("check".into()));
+    assert_eq!(sync.strategy, crate::Strategy::Resolver("rules".into()));
+    assert_eq!(
+        sync.field_strategies["name"],
+        crate::Strategy::SideWins(crate::Side::Left)
+    );
+    assert_eq!(sync.owned["limit"], crate::Side::Right);
+    assert_eq!(sync.on_foreign_change, crate::ForeignChange::Reject);
+}
+
+#[test]
+fn sync_mistakes_each_point_at_their_line_with_the_fix() {
+    let text = sync_manifest(
+        "strategy = \"lastwriter-wins\"\ndetect = \"validator\"\nowned = { limit = \"middle\" }\nfields = [\"name\"]\n",
+    );
+    let all = errors(&text);
+    let found: Vec<(&str, &str)> = all.iter().map(|d| (d.message.as_str(), hint(d))).collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "unknown strategy `lastwriter-wins`",
+                "expected one of `last-writer-wins`, `first-writer-wins`, `left-wins`, `right-wins`, `merge`, `manual`, `resolver`; did you mean `last-writer-wins`?"
+            ),
+            (
+                "`detect = \"validator\"` needs `validator`",
+                "name the validator plugin that decides what conflicts: `validator = \"<plugin>\"`"
+            ),
+            (
+                "`owned` names `limit`, which is not in `fields`",
+                "add `limit` to `fields`, or remove it here"
+            ),
+            ("unknown owner `middle`", "expected one of `left`, `right`"),
+        ]
+    );
+    let same = format!(
+        "{PIPELINE}{SYNC_PLUGINS}[sync]\nleft = {{ plugin = \"crm\" }}\nright = {{ plugin = \"crm\" }}\n"
+    );
+    assert_eq!(
+        messages(&same),
+        [
+            "plugin `billing` (a connector) is not used by [sync]",
+            "`left` and `right` are the same plugin, `crm`"
+        ]
+    );
+}
+
+#[test]
+fn sync_plugins_must_be_connectors_and_a_sync_has_no_routes() {
+    let source = format!(
+        "{PIPELINE}{CRM}{SYNC}",
+        SYNC = "[plugins.billing]\nkind = \"connector\"\nwasm = \"plugins/x.wasm\"\n[sync]\nleft = { plugin = \"crm\" }\nright = { plugin = \"billing\" }\n"
+    );
+    let e = only_error(&source);
+    assert_eq!(e.message, "`left` `crm` is a source, not a connector");
+    assert!(hint(&e).contains("kind = \"connector\""), "{}", hint(&e));
+
+    let with_route = format!("{}{WAREHOUSE}{ROUTE}", sync_manifest(""));
+    let msgs = messages(&with_route);
+    assert!(
+        msgs.contains(&"a two-way sync manifest has no routes".to_string()),
+        "{msgs:?}"
+    );
+
+    let unused = format!("{}{}", sync_manifest(""), plugin("spare", "resolver"));
+    assert_eq!(
+        messages(&unused),
+        ["plugin `spare` (a resolver) is not used by [sync]"]
+    );
+    let scheduled = sync_manifest("").replace(
+        "mode = \"follow\"",
+        "mode = \"schedule\"\nschedule = \"every 1h\"",
+    );
+    assert_eq!(
+        messages(&scheduled),
+        ["a two-way sync runs `once` or `follow`, not on a schedule"]
     );
 }

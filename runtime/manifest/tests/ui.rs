@@ -171,6 +171,7 @@ ui_tests!(
     top_level,
     no_routes,
     wrong_shapes,
+    sync_mistakes,
 );
 
 #[test]

@@ -16,6 +16,8 @@
 //! - [`schedule`](mod@schedule): scheduled pipelines, a loop of `once` runs
 //!   on the ticks of a cron expression or an interval, never overlapping.
 //! - [`lock`](mod@lock): pinning each plugin's sha256 in its manifest.
+//! - [`sync`](mod@sync): two-way sync between two connectors, with conflict
+//!   detection, strategies, the conflict queue and its audit trail.
 
 pub mod ledger;
 pub mod lock;
@@ -25,6 +27,7 @@ pub mod route;
 pub mod run;
 pub mod schedule;
 pub mod swap;
+pub mod sync;
 
 use ferry_host::CallError;
 
@@ -104,6 +107,16 @@ pub enum PipelineError {
     /// stopped stage's own error says why).
     #[error("a later stage stopped")]
     DownstreamStopped,
+    /// A plugin of a two-way sync failed in a way retries did not cure.
+    #[error("sync: `{stage}` failed to {what}: {error}")]
+    Sync {
+        /// The plugin.
+        stage: String,
+        /// The call: poll, fetch, write, flush, commit, validate, resolve.
+        what: String,
+        /// What went wrong.
+        error: CallError,
+    },
     /// The state store failed.
     #[error(transparent)]
     State(#[from] ferry_state::StateError),

@@ -121,13 +121,22 @@ pub fn plan(manifest: Manifest, runtime: &Runtime) -> Result<Plan, ManifestError
             order.len() - 1
         })
     };
+    if manifest.sync.is_some() {
+        // A two-way sync: every plugin is a stage without routes; the sync
+        // engine (crate::sync) wires them.
+        order.extend(manifest.plugins.keys().cloned());
+        outputs.resize_with(order.len(), Vec::new);
+    }
     // ferry-manifest guarantees exactly one source; say so if that changes.
-    let Some(source) = manifest.source_plugin().map(|p| p.name.clone()) else {
+    let source = manifest.source_plugin().map(|p| p.name.clone());
+    let Some(source) = source.or_else(|| manifest.sync.as_ref().map(|_| String::new())) else {
         let span = manifest.pipeline.spans.header;
         let missing = manifest.diagnostic(span, "the pipeline has no source plugin", None);
         return Err(manifest.error(vec![missing]));
     };
-    add(&source, &mut order, &mut outputs);
+    if !source.is_empty() {
+        add(&source, &mut order, &mut outputs);
+    }
     for route in &manifest.routes {
         let from = add(&route.from, &mut order, &mut outputs);
         let mut prev = from;
@@ -336,31 +345,32 @@ pub fn check_plugin(plugin: &Plugin, component: &Component) -> Vec<Finding> {
             ),
         });
     }
-    let world = world_of(plugin.kind);
-    if !component.exports(world) {
-        let found: Vec<String> = component
-            .info()
-            .worlds
-            .iter()
-            .map(|w| format!("`{w}`"))
-            .collect();
-        let found = if found.is_empty() {
-            "no ferry plugin interface".to_string()
-        } else {
-            found.join(", ")
-        };
-        findings.push(Finding {
-            span: plugin.spans.kind,
-            message: format!(
-                "plugin `{name}` is declared as a {} but {} exports {found}",
-                plugin.kind,
-                plugin.wasm.display()
-            ),
-            hint: Some(format!(
-                "use a component that exports `{}`, or change `kind`",
-                world.qualified()
-            )),
-        });
+    for &world in worlds_of(plugin.kind) {
+        if !component.exports(world) {
+            let found: Vec<String> = component
+                .info()
+                .worlds
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect();
+            let found = if found.is_empty() {
+                "no ferry plugin interface".to_string()
+            } else {
+                found.join(", ")
+            };
+            findings.push(Finding {
+                span: plugin.spans.kind,
+                message: format!(
+                    "plugin `{name}` is declared as a {} but {} exports {found}",
+                    plugin.kind,
+                    plugin.wasm.display()
+                ),
+                hint: Some(format!(
+                    "use a component that exports `{}`, or change `kind`",
+                    world.qualified()
+                )),
+            });
+        }
     }
     for grant in &plugin.grants.files {
         // A writable folder is created when the stage starts; a folder to
@@ -504,14 +514,16 @@ pub fn env_value(value: &EnvValue) -> Option<String> {
     }
 }
 
-/// The interface a stage of this kind needs.
-pub fn world_of(kind: PluginKind) -> PluginWorld {
+/// The interfaces a plugin of this kind exports (a connector: source and
+/// sink).
+pub fn worlds_of(kind: PluginKind) -> &'static [PluginWorld] {
     match kind {
-        PluginKind::Source => PluginWorld::Source,
-        PluginKind::Sink => PluginWorld::Sink,
-        PluginKind::Mapper => PluginWorld::Mapper,
-        PluginKind::Validator => PluginWorld::Validator,
-        PluginKind::Resolver => PluginWorld::Resolver,
+        PluginKind::Source => &[PluginWorld::Source],
+        PluginKind::Sink => &[PluginWorld::Sink],
+        PluginKind::Mapper => &[PluginWorld::Mapper],
+        PluginKind::Validator => &[PluginWorld::Validator],
+        PluginKind::Resolver => &[PluginWorld::Resolver],
+        PluginKind::Connector => &[PluginWorld::Source, PluginWorld::Sink],
     }
 }
 

@@ -274,6 +274,13 @@ fn shape(plan: &Plan) -> String {
             "|{}:{:?}:{:?}:{:?}",
             stage.name, stage.kind, stage.on_invalid, stage.outputs
         );
+        if plan.manifest.sync.is_some() {
+            // A sync's plugins are not swapped: any change restarts it.
+            let _ = write!(s, ":{}:{:?}", stage.component.digest(), stage.spec);
+        }
+    }
+    if let Some(sync) = &plan.manifest.sync {
+        let _ = write!(s, "|sync={sync:?}");
     }
     s
 }

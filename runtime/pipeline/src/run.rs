@@ -73,7 +73,7 @@ impl LiveStatus {
         self.paused.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
-    fn set_paused(&self, why: Option<String>) {
+    pub(crate) fn set_paused(&self, why: Option<String>) {
         if let Ok(mut p) = self.paused.lock() {
             *p = why;
         }
@@ -134,6 +134,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Plugin instances rebuilt after traps.
     pub rebuilds: u64,
+    /// A two-way sync's counts (writes per side, conflicts).
+    pub sync: Option<crate::sync::SyncStats>,
 }
 
 struct Envelope {
@@ -235,6 +237,11 @@ pub async fn run_controlled(
     options: RunOptions,
     mut control: RunControl,
 ) -> Result<RunReport, PipelineError> {
+    if plan.manifest.sync.is_some() {
+        // A two-way sync has no stage graph; it is not swapped either (a
+        // reload restarts it, see `reload::shape`).
+        return crate::sync::run(plan, state, options).await;
+    }
     let started = Instant::now();
     let pipeline: Arc<str> = Arc::from(plan.name.as_str());
     let source_name = plan
@@ -488,6 +495,7 @@ pub async fn run_controlled(
         accounting,
         elapsed: started.elapsed(),
         rebuilds: options.status.rebuilds.load(Ordering::Relaxed),
+        sync: None,
     };
     match failure {
         None => Ok(report),
@@ -556,10 +564,10 @@ pub(crate) fn build(
         PluginKind::Validator => {
             Instance::Validator(ValidatorInstance::new(c, spec, None).map_err(open)?)
         }
-        PluginKind::Resolver => {
+        PluginKind::Resolver | PluginKind::Connector => {
             return Err(PipelineError::Internal(format!(
-                "resolver `{}` cannot be a route stage",
-                stage.name
+                "{} `{}` cannot be a route stage",
+                stage.kind, stage.name
             )));
         }
     })

@@ -200,6 +200,7 @@ impl ScheduleLoop {
             accounting: Accounting::default(),
             elapsed: Duration::ZERO,
             rebuilds: 0,
+            sync: None,
         };
         let mut after = After::Start;
         loop {

@@ -2,7 +2,9 @@
 //! store and the record accounting.
 //!
 //! It also keeps the audit log: every access a plugin was refused at run
-//! time, and every purge of dead letters an operator made.
+//! time, every purge of dead letters an operator made, every two-way sync
+//! conflict and how it was settled; and two-way sync's per-key state and
+//! conflict queue (see the `sync` module).
 //!
 //! Everything the runtime must remember across restarts goes through the
 //! [`StateStore`] trait. The default backend, [`SqliteState`], is an embedded
@@ -47,6 +49,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
+
+mod sync;
+pub use sync::{CONFLICT_CAPABILITY, Conflict, ConflictFilter, NewConflict, SyncCommit};
 
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +441,36 @@ pub trait StateStore: Send + Sync {
 
     /// The audit log, oldest first, for one pipeline or all.
     fn audit_events(&self, pipeline: Option<&str>) -> Result<Vec<AuditEvent>, StateError>;
+
+    /// The stored two-way sync states of those `keys` that have one: (key,
+    /// state JSON).
+    fn sync_states(
+        &self,
+        pipeline: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StateError>;
+
+    /// Commits a batch of two-way sync work in one transaction; returns the
+    /// ids of the conflicts it queued, in order.
+    fn commit_sync(&self, commit: &SyncCommit) -> Result<Vec<i64>, StateError>;
+
+    /// Lists conflicts, oldest first.
+    fn conflicts(&self, filter: &ConflictFilter) -> Result<Vec<Conflict>, StateError>;
+
+    /// One conflict by id.
+    fn conflict(&self, id: i64) -> Result<Option<Conflict>, StateError>;
+
+    /// Records a person's decision on an `open` conflict (`left`, `right`
+    /// or `merged`) with `audit`, in one transaction. `false`: the
+    /// conflict was not open (decided already, or resolved).
+    fn decide_conflict(
+        &self,
+        id: i64,
+        decision: &str,
+        merged: Option<&serde_json::Value>,
+        by: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StateError>;
 }
 
 /// The embedded SQLite backend.
@@ -454,7 +489,9 @@ pub const APPLICATION_ID: i64 = 0x4652_5259;
 /// 1. checkpoints, runs, dead letters, the audit log.
 /// 2. `schedule_runs`, the runs of scheduled pipelines. A file of version 0
 ///    or 1 gets the new table (and its index) when it is opened.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3. `sync_keys` and `conflicts`, for two-way sync. Older files get them
+///    when opened.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every table ferry uses and the columns it reads and writes.
 const TABLES: &[(&str, &[&str])] = &[
@@ -522,6 +559,27 @@ const TABLES: &[(&str, &[&str])] = &[
             "outcome",
         ],
     ),
+    ("sync_keys", &["pipeline", "key", "state", "updated_at_us"]),
+    (
+        "conflicts",
+        &[
+            "id",
+            "pipeline",
+            "key",
+            "left_version",
+            "right_version",
+            "ancestor",
+            "strategy",
+            "reason",
+            "detected_at_us",
+            "status",
+            "decision",
+            "merged",
+            "decided_by",
+            "decided_at_us",
+            "resolved_at_us",
+        ],
+    ),
 ];
 
 const SCHEMA: &str = "
@@ -582,6 +640,31 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
     outcome TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS schedule_runs_by_pipeline ON schedule_runs (pipeline, id);
+CREATE TABLE IF NOT EXISTS sync_keys (
+    pipeline TEXT NOT NULL,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at_us INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, key)
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline TEXT NOT NULL,
+    key TEXT NOT NULL,
+    left_version TEXT NOT NULL,
+    right_version TEXT NOT NULL,
+    ancestor TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detected_at_us INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    decision TEXT,
+    merged TEXT,
+    decided_by TEXT,
+    decided_at_us INTEGER,
+    resolved_at_us INTEGER
+);
+CREATE INDEX IF NOT EXISTS conflicts_by_key ON conflicts (pipeline, key, status);
 ";
 
 /// Microseconds since the Unix epoch, now.
@@ -1008,30 +1091,9 @@ impl StateStore for SqliteState {
             .transaction()
             .map_err(self.q("starting a dead-letter write"))?;
         {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO dead_letters (pipeline, stage, plugin_digest, reason, detail, key, record, attempts, created_at_us)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(self.q("preparing a dead-letter write"))?;
+            let now = now_us();
             for l in letters {
-                let created = if l.created_at_us == 0 {
-                    now_us()
-                } else {
-                    l.created_at_us
-                };
-                stmt.execute(params![
-                    l.pipeline,
-                    l.stage,
-                    l.plugin_digest,
-                    l.reason,
-                    l.detail,
-                    l.key,
-                    l.record.to_string(),
-                    l.attempts,
-                    created
-                ])
-                .map_err(self.q("writing a dead letter"))?;
+                sync::insert_dead_letter(&tx, l, now).map_err(self.q("writing a dead letter"))?;
             }
         }
         tx.commit().map_err(self.q("committing dead letters"))
@@ -1319,19 +1381,43 @@ impl StateStore for SqliteState {
     }
 
     fn record_audit(&self, event: &AuditEvent) -> Result<(), StateError> {
-        let at = if event.at_us == 0 {
-            now_us()
-        } else {
-            event.at_us
-        };
-        self.lock()
-            .execute(
-                "INSERT INTO audit_events (at_us, pipeline, stage, plugin_digest, capability, target, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![at, event.pipeline, event.stage, event.plugin_digest, event.capability, event.target, event.detail],
-            )
-            .map_err(self.q("writing an audit event"))?;
-        Ok(())
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(self.q("starting an audit write"))?;
+        sync::insert_audit(&tx, event).map_err(self.q("writing an audit event"))?;
+        tx.commit().map_err(self.q("committing an audit event"))
+    }
+
+    fn sync_states(
+        &self,
+        pipeline: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StateError> {
+        self.sync_states_impl(pipeline, keys)
+    }
+
+    fn commit_sync(&self, commit: &SyncCommit) -> Result<Vec<i64>, StateError> {
+        self.commit_sync_impl(commit)
+    }
+
+    fn conflicts(&self, filter: &ConflictFilter) -> Result<Vec<Conflict>, StateError> {
+        self.conflicts_impl(filter)
+    }
+
+    fn conflict(&self, id: i64) -> Result<Option<Conflict>, StateError> {
+        self.conflict_impl(id)
+    }
+
+    fn decide_conflict(
+        &self,
+        id: i64,
+        decision: &str,
+        merged: Option<&serde_json::Value>,
+        by: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StateError> {
+        self.decide_conflict_impl(id, decision, merged, by, audit)
     }
 
     fn audit_events(&self, pipeline: Option<&str>) -> Result<Vec<AuditEvent>, StateError> {
@@ -1629,7 +1715,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "state database {} was written by a newer ferry (schema version 3; this ferry knows up to 2); run it with that ferry, or restore a backup this one wrote",
+                "state database {} was written by a newer ferry (schema version 4; this ferry knows up to 3); run it with that ferry, or restore a backup this one wrote",
                 path.display()
             )
         );
@@ -1708,7 +1794,7 @@ mod tests {
             .lock()
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
-        assert_eq!(version, 2);
+        assert_eq!(version, SCHEMA_VERSION);
         let kept: i64 = s
             .lock()
             .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
@@ -1719,6 +1805,126 @@ mod tests {
             .start_scheduled_run("p", "every 1m", 60_000_000, 0, 60_000_001)
             .expect("a scheduled run");
         assert_eq!(s.scheduled_runs("p", 10).expect("read")[0].id, id);
+    }
+
+    #[test]
+    fn a_version_2_file_gets_the_sync_tables() {
+        let (_dir, path) = temp();
+        populate(&path);
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch(
+            "DROP INDEX conflicts_by_key; DROP TABLE conflicts; DROP TABLE sync_keys; PRAGMA user_version = 2;",
+        )
+        .expect("back to version 2");
+        drop(conn);
+        let s = SqliteState::open(&path).expect("a version 2 file opens");
+        assert_eq!(
+            s.sync_states("p", &["k".into()]).expect("the new table"),
+            vec![]
+        );
+        assert!(
+            s.conflicts(&ConflictFilter::default())
+                .expect("the new table")
+                .is_empty()
+        );
+    }
+
+    fn conflict_event(key: &str) -> AuditEvent {
+        AuditEvent {
+            id: 0,
+            at_us: 0,
+            pipeline: "p".into(),
+            stage: "sync".into(),
+            plugin_digest: String::new(),
+            capability: CONFLICT_CAPABILITY.into(),
+            target: key.into(),
+            detail: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), StateError> {
+        let (_dir, path) = temp();
+        let s = SqliteState::open(&path)?;
+        let commit = SyncCommit {
+            pipeline: "p".into(),
+            checkpoint: Some(("crm#left".into(), vec![7])),
+            states: vec![
+                ("1".into(), Some("{\"a\":1}".into())),
+                ("2".into(), Some("{}".into())),
+            ],
+            queue: vec![NewConflict {
+                key: "3".into(),
+                left: serde_json::json!({"fields": {"n": {"int": 1}}}),
+                right: serde_json::Value::Null,
+                ancestor: serde_json::Value::Null,
+                strategy: "manual".into(),
+                reason: "the strategy is manual".into(),
+            }],
+            audit: vec![conflict_event("3")],
+            dead_letters: vec![letter("crm", "owned-field", "4")],
+            ..SyncCommit::default()
+        };
+        let ids = s.commit_sync(&commit)?;
+        assert_eq!(ids.len(), 1);
+        assert_eq!(s.checkpoint("p", "crm#left")?, Some(vec![7]));
+        let states = s.sync_states("p", &["1".into(), "2".into(), "9".into()])?;
+        assert_eq!(
+            states,
+            vec![("1".into(), "{\"a\":1}".into()), ("2".into(), "{}".into())]
+        );
+        assert_eq!(s.dead_letters(&DeadLetterFilter::default())?.len(), 1);
+        assert_eq!(s.audit_events(Some("p"))?.len(), 1);
+        let open = s.conflicts(&ConflictFilter {
+            statuses: vec!["open".into()],
+            ..ConflictFilter::default()
+        })?;
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].left["fields"]["n"]["int"], 1);
+        // Forgetting a key, refreshing the queued versions, deciding.
+        s.commit_sync(&SyncCommit {
+            pipeline: "p".into(),
+            states: vec![("2".into(), None)],
+            refresh: vec![(
+                ids[0],
+                serde_json::json!({"fields": {}}),
+                serde_json::json!({"fields": {}}),
+            )],
+            ..SyncCommit::default()
+        })?;
+        assert_eq!(s.sync_states("p", &["2".into()])?, vec![]);
+        assert_eq!(
+            s.conflict(ids[0])?.expect("kept").left,
+            serde_json::json!({"fields": {}})
+        );
+        assert!(s.decide_conflict(ids[0], "left", None, "ann", &conflict_event("3"))?);
+        assert!(
+            !s.decide_conflict(ids[0], "right", None, "bob", &conflict_event("3"))?,
+            "decided once"
+        );
+        let c = s.conflict(ids[0])?.expect("kept");
+        assert_eq!(
+            (
+                c.status.as_str(),
+                c.decision.as_deref(),
+                c.decided_by.as_deref()
+            ),
+            ("decided", Some("left"), Some("ann"))
+        );
+        s.commit_sync(&SyncCommit {
+            pipeline: "p".into(),
+            resolved: vec![ids[0]],
+            ..SyncCommit::default()
+        })?;
+        let c = s.conflict(ids[0])?.expect("kept");
+        assert_eq!(c.status, "resolved");
+        assert!(c.resolved_at_us.is_some());
+        assert_eq!(
+            s.audit_events(Some("p"))?.len(),
+            2,
+            "the decision is audited"
+        );
+        Ok(())
     }
 
     #[test]

@@ -121,7 +121,7 @@ mod numeric;
 mod pg_types;
 mod postgres;
 mod sqlite;
-mod time;
+pub(crate) mod time;
 mod tls;
 
 use std::fmt;
