@@ -1260,3 +1260,79 @@ resolver = "settle"
         "{queued}"
     );
 }
+
+#[test]
+fn no_change_is_lost_when_the_sync_is_killed_at_random_moments() {
+    let s = Sandbox::new();
+    let (left, right) = stores(&s);
+    manifest(&s, "follow", "strategy = \"last-writer-wins\"", "");
+    // Keys 1-40 are edited in the CRM only, 41-80 in billing only, so the
+    // expected end state is each key's last edit, whatever the timing.
+    let mut want: BTreeMap<i64, Option<Row>> = BTreeMap::new();
+    let mut rng = Rng(seed());
+    let mut edit = |rng: &mut Rng, want: &mut BTreeMap<i64, Option<Row>>| {
+        let (store, id) = if rng.below(2) == 0 {
+            (&left, 1 + rng.below(40) as i64)
+        } else {
+            (&right, 41 + rng.below(40) as i64)
+        };
+        if rng.below(6) == 0 {
+            store.delete(id);
+            want.insert(id, None);
+        } else {
+            let r = row(
+                &format!("v{}", rng.below(100_000)),
+                rng.below(90) as i64,
+                now_us(),
+            );
+            store.upsert(id, &r);
+            want.insert(id, Some(r));
+        }
+    };
+    for _ in 0..6 {
+        let mut child = crate::support::spawn_ferry(
+            &["run", "pipeline.toml", "--no-watch", "--quiet"],
+            &s.path(""),
+        );
+        let until = Instant::now() + Duration::from_millis(200 + rng.below(600));
+        while Instant::now() < until {
+            edit(&mut rng, &mut want);
+            std::thread::sleep(Duration::from_millis(rng.below(15)));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+    // A last run, left to finish.
+    let child = crate::support::spawn_ferry(
+        &["run", "pipeline.toml", "--no-watch", "--quiet"],
+        &s.path(""),
+    );
+    let expected: BTreeMap<i64, Row> = want
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
+        .collect();
+    wait_until(
+        "both sides to hold every last edit",
+        Duration::from_secs(60),
+        || left.rows() == expected && right.rows() == expected,
+    );
+    // Ctrl-C once it listens for it (it has written its pid file).
+    let pid_file = s.path(".ferry/state.pid");
+    wait_until("ferry run to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == child.id().to_string())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    crate::support::interrupt(&child);
+    let out = child.wait_with_output().expect("ferry ends");
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        conflict_events(&s).is_empty(),
+        "disjoint edits never conflict"
+    );
+}
