@@ -1270,7 +1270,7 @@ fn no_change_is_lost_when_the_sync_is_killed_at_random_moments() {
     // expected end state is each key's last edit, whatever the timing.
     let mut want: BTreeMap<i64, Option<Row>> = BTreeMap::new();
     let mut rng = Rng(seed());
-    let mut edit = |rng: &mut Rng, want: &mut BTreeMap<i64, Option<Row>>| {
+    let edit = |rng: &mut Rng, want: &mut BTreeMap<i64, Option<Row>>| {
         let (store, id) = if rng.below(2) == 0 {
             (&left, 1 + rng.below(40) as i64)
         } else {
