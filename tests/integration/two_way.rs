@@ -1336,3 +1336,32 @@ fn no_change_is_lost_when_the_sync_is_killed_at_random_moments() {
         "disjoint edits never conflict"
     );
 }
+
+#[test]
+fn a_field_cleared_on_one_side_is_cleared_on_the_other_and_stays_so() {
+    let s = Sandbox::new();
+    let (left, right) = stores(&s);
+    manifest(&s, "once", "strategy = \"last-writer-wins\"", "");
+    left.upsert(1, &row("c1", 100, 10));
+    left.upsert(2, &row("c2", 200, 10));
+    once(&s);
+    // Only key 1 is in the next batch: no other row carries `email`.
+    left.exec(
+        "UPDATE customers SET email = NULL, updated_at = 20 WHERE id = 1",
+        &[],
+    );
+    once(&s);
+    let null = |store: &Store| {
+        store
+            .query("SELECT id FROM customers WHERE email IS NULL", None)
+            .len()
+    };
+    assert_eq!((null(&left), null(&right)), (1, 1), "cleared on both sides");
+    let sync = once(&s).sync.expect("stats");
+    assert_eq!(
+        (sync.written_left, sync.written_right),
+        (0, 0),
+        "and it stays so"
+    );
+    assert_eq!((null(&left), null(&right)), (1, 1));
+}

@@ -135,13 +135,13 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 println!("no conflicts waiting");
             } else {
                 println!(
-                    "{:>6}  {:<22} {:<16} {:<9} {:<22} reason",
+                    "{:>6}  {:<22} {:<16} {:<9} {:<27} reason",
                     "id", "pipeline", "key", "status", "detected"
                 );
                 for c in &found {
                     let reason: String = c.reason.chars().take(80).collect();
                     println!(
-                        "{:>6}  {:<22} {:<16} {:<9} {:<22} {}",
+                        "{:>6}  {:<22} {:<16} {:<9} {:<27} {}",
                         c.id,
                         c.pipeline,
                         c.key,
@@ -180,8 +180,9 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 println!("  applied   {}", when(c.resolved_at_us));
             }
             let (l, r, a) = (plain(&c.left), plain(&c.right), plain(&c.ancestor));
+            let width = names_width(&c);
             println!(
-                "  {:<16} {:<24} {:<24} {:<24}",
+                "  {:<width$} {:<24} {:<24} {:<24}",
                 "field", "ancestor", "left", "right"
             );
             let mut names: Vec<String> = Vec::new();
@@ -204,7 +205,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             for k in &names {
                 let (ac, lc, rc) = (cell(&a, k), cell(&l, k), cell(&r, k));
                 let mark = if lc != rc { "*" } else { " " };
-                println!("{mark} {k:<16} {ac:<24} {lc:<24} {rc:<24}");
+                println!("{mark} {k:<width$} {ac:<24} {lc:<24} {rc:<24}");
             }
             if names.is_empty() {
                 println!(
@@ -312,6 +313,21 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The width of the field column of `show`: the longest field name.
+fn names_width(c: &Conflict) -> usize {
+    [&c.left, &c.right, &c.ancestor]
+        .iter()
+        .map(|v| plain(v))
+        .flat_map(|v| {
+            v.as_object()
+                .map(|o| o.keys().map(String::len).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .max()
+        .unwrap_or(0)
+        .max(16)
 }
 
 fn conflict_json(c: &Conflict) -> serde_json::Value {

@@ -132,6 +132,8 @@ struct SideIo {
     sink: SinkInstance,
     /// The state store's name for this side's checkpoint.
     checkpoint_name: String,
+    /// The checkpoint last committed (or opened from).
+    committed: Option<Vec<u8>>,
     done: bool,
 }
 
@@ -239,7 +241,7 @@ impl Engine {
             let source = SourceInstance::new(
                 &planned.component,
                 spec_of(&s.plugin, Some(merged_config(base, &s.read)))?,
-                checkpoint,
+                checkpoint.clone(),
             )
             .map_err(open_err(&s.plugin))?;
             let sink = SinkInstance::new(
@@ -254,6 +256,7 @@ impl Engine {
                 source,
                 sink,
                 checkpoint_name,
+                committed: checkpoint,
                 done: false,
             })
         };
@@ -434,6 +437,7 @@ impl Engine {
         &mut self,
         side: Side,
         rows: &[(String, Version)],
+        clear: &std::collections::BTreeSet<String>,
         letters: &mut Vec<DeadLetter>,
     ) -> Result<HashSet<String>, PipelineError> {
         let mut failed = HashSet::new();
@@ -441,7 +445,18 @@ impl Engine {
             return Ok(failed);
         }
         let refs: Vec<(&str, &Version)> = rows.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let batch = record::batch_of(&refs, &self.sync.side(side).rename, &origin(&self.pipeline));
+        // Every synced field is sent, null where the version has none, so
+        // a cleared field is cleared on the other side too.
+        let also: Vec<String> = match &self.fields {
+            Some(f) => f.clone(),
+            None => clear.iter().cloned().collect(),
+        };
+        let batch = record::batch_of(
+            &refs,
+            &self.sync.side(side).rename,
+            &origin(&self.pipeline),
+            &also,
+        );
         let stage = self.io(side).plugin.clone();
         let report = self.retry("write", &stage, |e| e.io(side).sink.write(&batch))?;
         self.retry("flush", &stage, |e| e.io(side).sink.flush())?;
@@ -513,6 +528,10 @@ impl Engine {
             if seen.insert(k) {
                 keys.push(k.to_string());
             }
+        }
+        if keys.is_empty() && checkpoint == self.io(side).committed {
+            // Nothing new: no commit (an idle sync does not fsync).
+            return Ok(());
         }
         let mut work = Work::default();
         if !keys.is_empty() {
@@ -623,7 +642,8 @@ impl Engine {
                     .iter()
                     .map(|(i, m)| (i.key.as_str(), m))
                     .collect();
-                let batch = record::batch_of(&rows, &Default::default(), &origin(&self.pipeline));
+                let batch =
+                    record::batch_of(&rows, &Default::default(), &origin(&self.pipeline), &[]);
                 let name = self
                     .validator
                     .as_ref()
@@ -722,10 +742,12 @@ impl Engine {
         };
         if !outcome.same_content(&item.l) {
             work.left.push((item.key.clone(), outcome.clone()));
+            work.clear[0].extend(item.l.fields.keys().cloned());
             st.left = mark_of(&outcome, ts);
         }
         if !outcome.same_content(&item.r) {
             work.right.push((item.key.clone(), outcome.clone()));
+            work.clear[1].extend(item.r.fields.keys().cloned());
             st.right = mark_of(&outcome, ts);
         }
         work.states.push((item.key.clone(), Some(st)));
@@ -751,6 +773,7 @@ impl Engine {
             match decide::settle(&self.sync, &item.l, &item.r, ancestor, now) {
                 Settled::Take { mut version, how } => {
                     decide::apply_owned(&self.sync, &mut version, &item.l, &item.r);
+                    let how = outcome_name(&version, &item, how);
                     let by = format!("strategy {}", self.sync.strategy);
                     self.record_settled(&item, &version, how, &by, why.as_deref(), None, work);
                     self.apply_outcome(&item, version, None, work);
@@ -788,9 +811,9 @@ impl Engine {
             .collect();
         let origin = origin(&self.pipeline);
         let (lb, rb, ab) = (
-            record::batch_of(&l_rows, &none, &origin),
-            record::batch_of(&r_rows, &none, &origin),
-            record::batch_of(&a_rows, &none, &origin),
+            record::batch_of(&l_rows, &none, &origin, &[]),
+            record::batch_of(&r_rows, &none, &origin, &[]),
+            record::batch_of(&a_rows, &none, &origin, &[]),
         );
         let answer = self.retry("resolve", &name, |e| match e.resolver.as_mut() {
             Some(r) => r.2.resolve(&lb, &rb, &ab),
@@ -830,6 +853,7 @@ impl Engine {
             match chosen {
                 Ok((mut version, how)) => {
                     decide::apply_owned(&self.sync, &mut version, &item.l, &item.r);
+                    let how = outcome_name(&version, &item, how);
                     self.record_settled(&item, &version, how, &by, why.as_deref(), plugin, work);
                     self.apply_outcome(&item, version, None, work);
                 }
@@ -921,8 +945,9 @@ impl Engine {
         let mut letters = std::mem::take(&mut work.letters);
         let left = std::mem::take(&mut work.left);
         let right = std::mem::take(&mut work.right);
-        let mut failed = self.write(Side::Left, &left, &mut letters)?;
-        failed.extend(self.write(Side::Right, &right, &mut letters)?);
+        let [clear_left, clear_right] = std::mem::take(&mut work.clear);
+        let mut failed = self.write(Side::Left, &left, &clear_left, &mut letters)?;
+        failed.extend(self.write(Side::Right, &right, &clear_right, &mut letters)?);
         if self.sync.detect == Detect::Version {
             self.read_back_versions(&left, &right, &mut work, &failed)?;
         }
@@ -1053,6 +1078,8 @@ impl Engine {
                 "event": "applied",
                 "conflict": c.id,
                 "key": c.key,
+                "strategy": c.strategy,
+                "outcome": c.decision,
                 "decision": c.decision,
                 "result": version.to_plain(),
                 "decided_by": c.decided_by,
@@ -1065,6 +1092,20 @@ impl Engine {
             self.stats.applied += 1;
         }
         self.finish(work, None, 0)
+    }
+}
+
+/// What an outcome is, once owned fields are applied: `left` or `right`
+/// when it equals that side, else `merged` (or the settlement's own name).
+fn outcome_name(version: &Version, item: &Item, how: &'static str) -> &'static str {
+    if version.same_content(&item.l) {
+        "left"
+    } else if version.same_content(&item.r) {
+        "right"
+    } else if how == "left" || how == "right" {
+        "merged"
+    } else {
+        how
     }
 }
 
@@ -1082,6 +1123,9 @@ struct Item {
 struct Work {
     left: Vec<(String, Version)>,
     right: Vec<(String, Version)>,
+    /// Fields the written rows of each side hold now (left, right): those
+    /// an outcome lacks are written as nulls.
+    clear: [std::collections::BTreeSet<String>; 2],
     states: Vec<(String, Option<KeyState>)>,
     queue: Vec<(String, NewConflict, (String, String))>,
     refresh: Vec<(i64, serde_json::Value, serde_json::Value)>,

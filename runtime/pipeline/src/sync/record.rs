@@ -251,13 +251,16 @@ pub fn version_of(
 /// Builds a batch of versions to write to a side: model names turned into
 /// the side's (`rename`), a deleted version as a delete. Each column takes
 /// the type its values have (ints and floats mixed become floats; other
-/// mixes are JSON).
+/// mixes are JSON). `also` names fields to send even where no row has a
+/// value: sinks leave a column they are not given untouched, so a field a
+/// version cleared must be sent as an explicit null.
 pub fn batch_of(
     rows: &[(&str, &Version)],
     rename: &indexmap::IndexMap<String, String>,
     origin: &str,
+    also: &[String],
 ) -> Batch {
-    let mut names: Vec<&String> = Vec::new();
+    let mut names: Vec<&String> = also.iter().collect();
     for (_, v) in rows {
         for k in v.fields.keys() {
             if !names.contains(&k) {
@@ -449,9 +452,12 @@ mod tests {
             &[("1", &a), ("2", &b), ("3", &Version::absent())],
             &rename,
             "ferry",
+            &["gone".to_string()],
         );
         assert!(batch.check().is_ok());
         assert!(batch.column("email_address").is_some());
+        let gone = batch.column("gone").expect("an explicit null column");
+        assert_eq!(gone.valid.as_deref(), Some(&[false, false, false][..]));
         let back = versions_by_key(&batch, &rename, None);
         assert_eq!(back["1"].hash(), a.hash());
         assert_eq!(back["2"].hash(), b.hash());
