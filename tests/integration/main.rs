@@ -25,8 +25,8 @@ mod schedule;
 mod sql;
 mod sql_sync;
 mod two_way;
-mod two_way_pg;
 mod two_way_example;
+mod two_way_pg;
 
 macro_rules! every_plugin_has_tests {
     ($($name:ident),* $(,)?) => {
