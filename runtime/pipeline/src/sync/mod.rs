@@ -1005,6 +1005,10 @@ impl Engine {
         if let Some((side, c)) = checkpoint {
             let stage = self.io(side).plugin.clone();
             self.retry("commit", &stage, |e| e.io(side).source.commit(&c))?;
+            // A source rebuilt after a trap reopens from here.
+            let io = self.io(side);
+            io.source.set_resume_checkpoint(Some(c.clone()));
+            io.committed = Some(c);
         }
         Ok(())
     }
