@@ -23,6 +23,7 @@ plugins=(
     "postgres:postgres"
     "test_faulty_mapper:test-faulty-mapper"
     "test_faulty_sink:test-faulty-sink"
+    "test_faulty_resolver:test-faulty-resolver"
     "test_net_probe:test-net-probe"
     "test_env_probe:test-env-probe"
     "test_fs_probe:test-fs-probe"

@@ -299,6 +299,10 @@ wasm = "{PASSTHROUGH}"
     }
 }
 
+/// `test-faulty-resolver`: a resolver that fails on purpose; two-way sync's
+/// tests of a failing resolver are in `two_way.rs`.
+pub mod test_faulty_resolver {}
+
 pub mod test_faulty_mapper {
     use super::*;
 

@@ -649,10 +649,24 @@ impl Engine {
                     .as_ref()
                     .map(|v| v.0.clone())
                     .unwrap_or_default();
-                let violations = self.retry("validate", &name, |e| match e.validator.as_mut() {
-                    Some(v) => v.2.validate(&batch),
-                    None => Ok(Vec::new()),
-                })?;
+                let violations =
+                    match self.retry("validate", &name, |e| match e.validator.as_mut() {
+                        Some(v) => v.2.validate(&batch),
+                        None => Ok(Vec::new()),
+                    }) {
+                        Ok(v) => v,
+                        // A validator that fails (after its retries) approves
+                        // nothing: every candidate is a conflict.
+                        Err(PipelineError::Sync { error, .. }) => (0..candidates.len())
+                            .map(|row| ferry_host::Violation {
+                                row: row as u32,
+                                field: None,
+                                rule: "validator-failed".into(),
+                                message: format!("validator `{name}` failed: {error}"),
+                            })
+                            .collect(),
+                        Err(other) => return Err(other),
+                    };
                 let mut broken: HashMap<usize, String> = HashMap::new();
                 for v in violations {
                     broken
@@ -815,10 +829,22 @@ impl Engine {
             record::batch_of(&r_rows, &none, &origin, &[]),
             record::batch_of(&a_rows, &none, &origin, &[]),
         );
-        let answer = self.retry("resolve", &name, |e| match e.resolver.as_mut() {
+        let answer = match self.retry("resolve", &name, |e| match e.resolver.as_mut() {
             Some(r) => r.2.resolve(&lb, &rb, &ab),
             None => Err(CallError::Fatal("no resolver".into())),
-        })?;
+        }) {
+            Ok(a) => a,
+            // A resolver that fails (after its retries) decides nothing:
+            // its conflicts wait for a person, with the error as reason.
+            Err(PipelineError::Sync { error, .. }) => {
+                let reason = format!("resolver `{name}` failed: {error}");
+                for (item, why) in &ask {
+                    self.queue(item, &reason, why.as_deref(), work);
+                }
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
         let merged = answer.merged;
         let merged_ok = merged.check().is_ok();
         for (i, (item, why)) in ask.into_iter().enumerate() {
