@@ -676,10 +676,7 @@ impl Engine {
                 for (i, (item, merged)) in candidates.into_iter().enumerate() {
                     match broken.remove(&i) {
                         Some(why) => real.push((item, Some(why))),
-                        None => {
-                            let ancestor = item.st.as_ref().map(|s| s.ancestor.clone());
-                            self.apply_outcome(&item, merged, ancestor, work);
-                        }
+                        None => self.apply_outcome(&item, merged, work),
                     }
                 }
             }
@@ -691,9 +688,9 @@ impl Engine {
 
     /// One side changed: its version goes to the other side.
     fn propagate(&mut self, from: Side, item: &Item, ancestor: Option<Version>, work: &mut Work) {
-        let (cur, other) = match from {
-            Side::Left => (&item.l, &item.r),
-            Side::Right => (&item.r, &item.l),
+        let cur = match from {
+            Side::Left => &item.l,
+            Side::Right => &item.r,
         };
         let foreign = decide::foreign_changes(&self.sync, from, cur, ancestor.as_ref());
         if !foreign.is_empty() && self.sync.on_foreign_change == ForeignChange::Reject {
@@ -724,30 +721,16 @@ impl Engine {
                 }
                 work.states.push((item.key.clone(), Some(st)));
             }
-            work.rejected += 1;
             return;
         }
         let mut out = cur.clone();
-        let _ = other;
-        let (l, r) = (&item.l, &item.r);
-        decide::apply_owned(&self.sync, &mut out, l, r);
-        self.apply_outcome(
-            item,
-            out,
-            item.st.as_ref().map(|s| s.ancestor.clone()),
-            work,
-        );
+        decide::apply_owned(&self.sync, &mut out, &item.l, &item.r);
+        self.apply_outcome(item, out, work);
     }
 
     /// Plans writing `outcome` to the sides that differ from it, and the
     /// key's new state.
-    fn apply_outcome(
-        &mut self,
-        item: &Item,
-        outcome: Version,
-        _ancestor: Option<Version>,
-        work: &mut Work,
-    ) {
+    fn apply_outcome(&mut self, item: &Item, outcome: Version, work: &mut Work) {
         let ts = self.sync.timestamp_field.as_deref();
         let mut st = KeyState {
             ancestor: outcome.clone(),
@@ -790,7 +773,7 @@ impl Engine {
                     let how = outcome_name(&version, &item, how);
                     let by = format!("strategy {}", self.sync.strategy);
                     self.record_settled(&item, &version, how, &by, why.as_deref(), None, work);
-                    self.apply_outcome(&item, version, None, work);
+                    self.apply_outcome(&item, version, work);
                 }
                 Settled::Queue(reason) => self.queue(&item, &reason, why.as_deref(), work),
                 Settled::AskResolver => ask.push((item, why)),
@@ -881,7 +864,7 @@ impl Engine {
                     decide::apply_owned(&self.sync, &mut version, &item.l, &item.r);
                     let how = outcome_name(&version, &item, how);
                     self.record_settled(&item, &version, how, &by, why.as_deref(), plugin, work);
-                    self.apply_outcome(&item, version, None, work);
+                    self.apply_outcome(&item, version, work);
                 }
                 Err(reason) => self.queue(&item, &reason, why.as_deref(), work),
             }
@@ -1116,7 +1099,7 @@ impl Engine {
                 "at": ferry_host::batch::rfc3339_micros(now_us()),
             });
             work.audit.push(self.audit(&c.key, detail, None));
-            self.apply_outcome(&item, version, None, &mut work);
+            self.apply_outcome(&item, version, &mut work);
             work.resolved.push(c.id);
             work.unblocked.push(c.key.clone());
             self.stats.applied += 1;
@@ -1164,7 +1147,6 @@ struct Work {
     audit: Vec<AuditEvent>,
     letters: Vec<DeadLetter>,
     unchanged: u64,
-    rejected: u64,
 }
 
 /// Converts a person's merged record (plain JSON fields) to a stored
