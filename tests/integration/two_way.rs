@@ -1413,3 +1413,96 @@ fn a_failing_resolver_leaves_its_conflicts_to_a_person_and_a_passing_failure_is_
         }
     }
 }
+
+/// Adds a `version` column kept by a trigger (bumped on every update).
+fn add_version_trigger(store: &Store) {
+    store.exec(
+        "ALTER TABLE customers ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+        &[],
+    );
+    store.exec(
+        "CREATE TRIGGER bump AFTER UPDATE ON customers FOR EACH ROW WHEN new.version = old.version
+         BEGIN UPDATE customers SET version = old.version + 1 WHERE id = new.id; END",
+        &[],
+    );
+}
+
+#[test]
+fn detection_by_version_and_by_timestamp_sees_what_checksums_do_not() {
+    // The CRM "touches" key 1 (its version moves, its content does not)
+    // while billing renames it; key 2 is touched the other way round: the
+    // CRM moves updated_at without changing content.
+    for detect in ["checksum", "version", "timestamp"] {
+        let s = Sandbox::new();
+        let (left, right) = stores(&s);
+        add_version_trigger(&left);
+        add_version_trigger(&right);
+        let read = "{ mode = \"full\" }";
+        let write = "{ version_column = \"version\", version_check = false }";
+        let billing = format!(
+            "[connections.right]\nurl = \"sqlite:right.db\"\n\n[plugins.billing]\nkind = \"connector\"\nwasm = \"{}\"\nconfig = {{ connection = \"right\", table = \"customers\", key = \"id\" }}\ngrants = {{ sql = [\"right\"] }}\n",
+            plugins::SQLITE
+        );
+        let text = manifest_with(
+            &s,
+            "once",
+            &billing,
+            read,
+            write,
+            &format!("detect = \"{detect}\"\nstrategy = \"left-wins\""),
+            "",
+        );
+        // The CRM side writes through `write` settings too.
+        let m = std::fs::read_to_string(&text).unwrap().replace(
+            "left = { plugin = \"crm\", read = { mode = \"full\" } }",
+            &format!("left = {{ plugin = \"crm\", read = {read}, write = {write} }}"),
+        );
+        s.manifest(&m);
+        left.upsert(1, &row("c1", 100, 10));
+        left.upsert(2, &row("c2", 200, 10));
+        once(&s);
+        assert_eq!(left.rows(), right.rows());
+        let sync = once(&s).sync.expect("stats");
+        assert_eq!(
+            (sync.written_left, sync.written_right),
+            (0, 0),
+            "{detect}: the trigger's version bumps on ferry's own writes are not changes"
+        );
+        left.exec("UPDATE customers SET name = name WHERE id = 1", &[]);
+        right.upsert(1, &row("c1-billing", 100, 30));
+        left.exec("UPDATE customers SET updated_at = 40 WHERE id = 2", &[]);
+        right.upsert(2, &row("c2-billing", 200, 30));
+        let sync = once(&s).sync.expect("stats");
+        let rows = right.rows();
+        match detect {
+            // Content: key 1 changed only in billing; key 2 in both (the
+            // timestamp is content): left wins.
+            "checksum" => {
+                assert_eq!(sync.conflicts, 1);
+                assert_eq!(rows[&1].0, "c1-billing");
+                assert_eq!(rows[&2], row("c2", 200, 40));
+            }
+            // The version moved on both sides for both keys: two conflicts,
+            // the CRM wins.
+            "version" => {
+                assert_eq!(sync.conflicts, 2);
+                assert_eq!(rows[&1], row("c1", 100, 10));
+                assert_eq!(rows[&2], row("c2", 200, 40));
+            }
+            // updated_at moved on both sides for key 2 only; key 1's
+            // touch did not move it.
+            _ => {
+                assert_eq!(sync.conflicts, 1);
+                assert_eq!(rows[&1].0, "c1-billing");
+                assert_eq!(rows[&2], row("c2", 200, 40));
+            }
+        }
+        assert_eq!(left.rows(), right.rows(), "{detect}");
+        let sync = once(&s).sync.expect("stats");
+        assert_eq!(
+            (sync.written_left, sync.written_right),
+            (0, 0),
+            "{detect}: settled"
+        );
+    }
+}

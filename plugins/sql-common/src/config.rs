@@ -129,9 +129,18 @@ pub struct SinkConfig {
     /// are conflicts.
     #[serde(default)]
     pub version_column: Option<String>,
+    /// `false`: the version column is only read (`fetch` reports it as each
+    /// row's version, for two-way sync's `detect = "version"`) and writes
+    /// are unconditional, leaving the column to the database (a trigger).
+    #[serde(default = "yes")]
+    pub version_check: bool,
     /// Create the table from the first batch if it does not exist.
     #[serde(default)]
     pub create_table: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Parses a duration: a number and a unit (`ms`, `s`, `m`, `h`, `d`),

@@ -40,6 +40,10 @@
 //! rejected. A delete with a version deletes only a row whose stored
 //! version is not newer; a delete without one deletes unconditionally (a
 //! full sync's deletes carry none).
+//!
+//! With `version_check = false` the column is only read: `fetch` reports
+//! it as each row's version (two-way sync's `detect = "version"`), and
+//! writes neither check nor set it (a trigger in the database keeps it).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -72,6 +76,8 @@ pub struct TableSink<D: Database> {
     key_names: Option<Vec<String>>,
     columns: Option<ColumnsSpec>,
     version_column: Option<String>,
+    /// Whether writes check (and set) the version column.
+    version_check: bool,
     create_table: bool,
     /// The table, once it exists; the key's positions in it.
     target: Option<Target>,
@@ -162,6 +168,7 @@ impl<D: Database> TableSink<D> {
             key_names: config.key.map(|k| k.into_vec()),
             columns: config.columns,
             version_column: config.version_column,
+            version_check: config.version_check,
             create_table: config.create_table,
             target: None,
             warned: BTreeSet::new(),
@@ -401,18 +408,23 @@ impl<D: Database> TableSink<D> {
             cols.push(c);
             from.push(Origin::Field(i));
         }
-        let version =
-            target
-                .version
-                .as_ref()
-                .map(|v| match cols.iter().position(|c| c.name == v.name) {
-                    Some(p) => p,
-                    None => {
-                        cols.push(v.clone());
-                        from.push(Origin::Meta);
-                        cols.len() - 1
-                    }
-                });
+        let checked = target.version.as_ref().filter(|_| self.version_check);
+        if !self.version_check
+            && let Some(v) = &target.version
+            && let Some(p) = cols.iter().position(|c| c.name == v.name)
+        {
+            // Left to the database.
+            cols.remove(p);
+            from.remove(p);
+        }
+        let version = checked.map(|v| match cols.iter().position(|c| c.name == v.name) {
+            Some(p) => p,
+            None => {
+                cols.push(v.clone());
+                from.push(Origin::Meta);
+                cols.len() - 1
+            }
+        });
         Ok(Layout {
             cols,
             from,
