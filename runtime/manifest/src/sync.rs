@@ -2,9 +2,10 @@
 //!
 //! ```toml
 //! [sync]
-//! left = { plugin = "crm", read = { mode = "full" } }          # a connector, and the settings it
-//! right = { plugin = "billing", read = { mode = "full" },       # gets on top of its `config` when
-//!           rename = { email = "email_address" } }               # read (`read`) or written (`write`)
+//! # each side: a connector, the settings it gets on top of its `config` when
+//! # read (`read`) or written (`write`), and field renames (model = side)
+//! left = { plugin = "crm", read = { mode = "full" } }
+//! right = { plugin = "billing", read = { mode = "full" }, rename = { email = "email_address" } }
 //! fields = ["name", "email", "credit_limit"]   # what is compared and copied (default: every field)
 //! detect = "checksum"              # checksum | version | timestamp | validator
 //! validator = "rules"              # detect = "validator": a validator plugin decides what conflicts
@@ -19,7 +20,8 @@
 //! ```
 //!
 //! `rename` maps this model's field names (the left side's, unless renamed
-//! there too) to the side's own. Keys are the records' keys: each
+//! there too) to the side's own. `left` and `right` may also be tables of
+//! their own (`[sync.left]`, after the `[sync]` keys). Keys are the records' keys: each
 //! connector's own settings say which columns make them, and both sides
 //! must give the same key to the same entity.
 

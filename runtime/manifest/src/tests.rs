@@ -1143,3 +1143,16 @@ fn sync_plugins_must_be_connectors_and_a_sync_has_no_routes() {
         ["a two-way sync runs `once` or `follow`, not on a schedule"]
     );
 }
+
+#[test]
+fn sync_sides_can_be_tables_of_their_own() {
+    let text = format!(
+        "{PIPELINE}{SYNC_PLUGINS}[sync]\nfields = [\"name\", \"email\"]\nstrategy = \"merge\"\n\n\
+         [sync.left]\nplugin = \"crm\"\nread = {{ mode = \"full\" }}\n\n\
+         [sync.right]\nplugin = \"billing\"\nwrite = {{ table = \"customers\", key = \"id\" }}\nrename = {{ email = \"email_address\" }}\n"
+    );
+    let sync = ok(&text).sync.expect("a sync");
+    assert_eq!(sync.strategy, crate::Strategy::Merge);
+    assert_eq!(sync.right.write["table"], "customers");
+    assert_eq!(sync.right.rename["email"], "email_address");
+}
