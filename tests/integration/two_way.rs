@@ -296,12 +296,23 @@ pub fn once(s: &Sandbox) -> RunReport {
 }
 
 pub fn conflict_events(s: &Sandbox) -> Vec<serde_json::Value> {
+    conflict_events_of(s, "customers")
+}
+
+/// The conflict events of `pipeline`'s audit log: each detail, with the
+/// event's `stage` and plugin `digest` added.
+fn conflict_events_of(s: &Sandbox, pipeline: &str) -> Vec<serde_json::Value> {
     s.state()
-        .audit_events(Some("customers"))
+        .audit_events(Some(pipeline))
         .expect("audit")
         .into_iter()
         .filter(|e: &AuditEvent| e.capability == CONFLICT_CAPABILITY)
-        .map(|e| serde_json::from_str(&e.detail).expect("JSON detail"))
+        .map(|e| {
+            let mut d: serde_json::Value = serde_json::from_str(&e.detail).expect("JSON detail");
+            d["stage"] = e.stage.into();
+            d["digest"] = e.plugin_digest.into();
+            d
+        })
         .collect()
 }
 
@@ -1224,19 +1235,7 @@ resolver = "settle"
         got,
         r#"[[S("Acme"), I(5000), S("Billing Rd 2"), S("Hamburg"), I(400)]]"#
     );
-    let events: Vec<serde_json::Value> = s
-        .state()
-        .audit_events(Some("accounts"))
-        .expect("audit")
-        .into_iter()
-        .filter(|e| e.capability == CONFLICT_CAPABILITY)
-        .map(|e| {
-            let mut d: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
-            d["stage"] = e.stage.clone().into();
-            d["digest"] = e.plugin_digest.clone().into();
-            d
-        })
-        .collect();
+    let events = conflict_events_of(&s, "accounts");
     let settled = events
         .iter()
         .find(|e| e["key"] == "1")

@@ -262,11 +262,9 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 (_, Some(_)) => bail!("--merged goes with --take merged"),
                 (_, None) => None,
             };
-            let who = by.unwrap_or_else(|| {
-                std::env::var("USER")
-                    .or_else(|_| std::env::var("USERNAME"))
-                    .unwrap_or_else(|_| "unknown".to_string())
-            });
+            let who = by
+                .or_else(crate::operator)
+                .unwrap_or_else(|| "unknown".to_string());
             let decided_by = format!("{who} (ferry conflicts resolve)");
             let result = match take {
                 Take::Left => plain(&c.left),

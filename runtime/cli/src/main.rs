@@ -749,6 +749,14 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// Who runs this command, for the audit log: `$USER` (or `$USERNAME`).
+pub(crate) fn operator() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 /// `ferry dlq purge`: counts without `--yes`, deletes with it.
 fn purge(path: Option<&Path>, filter: DeadLetterFilter, yes: bool) -> Result<ExitCode> {
     // One purge per state database, or per pipeline when manifests name
@@ -768,9 +776,9 @@ fn purge(path: Option<&Path>, filter: DeadLetterFilter, yes: bool) -> Result<Exi
         }
     }
     let mut left = filter.limit.map(|l| l as u64);
-    let by = match std::env::var("USER").or_else(|_| std::env::var("USERNAME")) {
-        Ok(user) if !user.is_empty() => format!("`ferry dlq purge` run by {user}"),
-        _ => "`ferry dlq purge`".to_string(),
+    let by = match operator() {
+        Some(user) => format!("`ferry dlq purge` run by {user}"),
+        None => "`ferry dlq purge`".to_string(),
     };
     let mut total = 0u64;
     let mut deleted: Vec<(PathBuf, DeadLetterFilter, Vec<DeadLetter>)> = Vec::new();

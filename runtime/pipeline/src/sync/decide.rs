@@ -55,10 +55,10 @@ pub fn timestamp(v: &Version, field: Option<&str>, now: i64) -> Option<i64> {
     }
 }
 
-/// The mark of a version as it stands on a side.
-pub fn mark_of(v: &Version, field: Option<&str>) -> Mark {
+/// The mark of a version as it stands on a side; `hash` is its checksum.
+pub fn mark_of(v: &Version, hash: &str, field: Option<&str>) -> Mark {
     Mark {
-        hash: v.hash(),
+        hash: hash.to_string(),
         version: v.version,
         at: if v.deleted {
             None
@@ -68,12 +68,13 @@ pub fn mark_of(v: &Version, field: Option<&str>) -> Mark {
     }
 }
 
-/// Whether a side's current version changed since its mark, by the
-/// manifest's detection. Version and timestamp detection fall back to the
-/// checksum when either number is unknown (and for deletes).
+/// Whether a side's current version (checksum `hash`) changed since its
+/// mark, by the manifest's detection. Version and timestamp detection fall
+/// back to the checksum when either number is unknown (and for deletes).
 pub fn changed(
     detect: &Detect,
     current: &Version,
+    hash: &str,
     mark: Option<&Mark>,
     field: Option<&str>,
 ) -> bool {
@@ -81,7 +82,7 @@ pub fn changed(
         // Never synced: a key that exists is new.
         return !current.deleted;
     };
-    let by_hash = current.hash() != mark.hash;
+    let by_hash = hash != mark.hash;
     if current.deleted {
         return by_hash;
     }
@@ -116,7 +117,7 @@ pub fn merge_fields(l: &Version, r: &Version, a: Option<&Version>) -> FieldMerge
     let mut conflicting = Vec::new();
     let same = |x: Option<&Value>, y: Option<&Value>| match (x, y) {
         (None, None) => true,
-        (Some(x), Some(y)) => one(x) == one(y),
+        (Some(x), Some(y)) => x.normalized() == y.normalized(),
         _ => false,
     };
     for name in names {
@@ -138,13 +139,6 @@ pub fn merge_fields(l: &Version, r: &Version, a: Option<&Version>) -> FieldMerge
         merged,
         conflicting,
     }
-}
-
-/// A one-field version, for comparing values the way checksums do.
-fn one(v: &Value) -> String {
-    let mut x = Version::default();
-    x.fields.insert(String::new(), v.clone());
-    x.hash()
 }
 
 fn set(v: &mut Version, name: &str, value: Option<&Value>) {
@@ -362,8 +356,8 @@ pub fn foreign_changes(
         .iter()
         .filter(|(_, owner)| **owner != side)
         .filter(|(f, _)| {
-            let now = current.fields.get(*f).map(one);
-            let then = a.fields.get(*f).map(one);
+            let now = current.fields.get(*f).map(Value::normalized);
+            let then = a.fields.get(*f).map(Value::normalized);
             now != then
         })
         .map(|(f, _)| f.clone())
@@ -503,7 +497,10 @@ mod tests {
             version: Some(5),
             ..v(&[("x", 1), ("at", 10)])
         };
-        let mark = mark_of(&cur, Some("at"));
+        let mark = mark_of(&cur, &cur.hash(), Some("at"));
+        let changed = |d: &Detect, v: &Version, m: Option<&Mark>, f: Option<&str>| {
+            changed(d, v, &v.hash(), m, f)
+        };
         for d in [Detect::Checksum, Detect::Version, Detect::Timestamp] {
             assert!(!changed(&d, &cur, Some(&mark), Some("at")), "{d:?}");
             assert!(changed(&d, &cur, None, Some("at")), "{d:?}: new key");

@@ -545,12 +545,7 @@ impl Engine {
                 .collect();
             let items: Vec<Item> = keys
                 .iter()
-                .map(|k| Item {
-                    key: k.clone(),
-                    l: lefts.get(k).cloned().unwrap_or_else(Version::absent),
-                    r: rights.get(k).cloned().unwrap_or_else(Version::absent),
-                    st: states.get(k).cloned(),
-                })
+                .map(|k| Item::new(k, &lefts, &rights, states.get(k).cloned()))
                 .collect();
             self.decide(items, &mut work)?;
         }
@@ -567,21 +562,21 @@ impl Engine {
         for item in items {
             if let Some((id, lh, rh)) = self.blocked.get(&item.key).cloned() {
                 // Waiting for a person: keep the queued versions current.
-                if item.l.hash() != lh || item.r.hash() != rh {
+                if item.lh != lh || item.rh != rh {
                     work.refresh
                         .push((id, item.l.to_stored(), item.r.to_stored()));
                     self.blocked
-                        .insert(item.key.clone(), (id, item.l.hash(), item.r.hash()));
+                        .insert(item.key.clone(), (id, item.lh.clone(), item.rh.clone()));
                 }
                 work.unchanged += 1;
                 continue;
             }
-            if item.l.same_content(&item.r) {
+            if item.lh == item.rh {
                 // Alike (an echo, or both sides made the same change).
                 let fresh = KeyState {
                     ancestor: item.l.clone(),
-                    left: mark_of(&item.l, ts_field.as_deref()),
-                    right: mark_of(&item.r, ts_field.as_deref()),
+                    left: mark_of(&item.l, &item.lh, ts_field.as_deref()),
+                    right: mark_of(&item.r, &item.rh, ts_field.as_deref()),
                 };
                 if item.st.as_ref() != Some(&fresh) {
                     work.states.push((item.key.clone(), Some(fresh)));
@@ -593,12 +588,14 @@ impl Engine {
             let l_changed = decide::changed(
                 detect,
                 &item.l,
+                &item.lh,
                 item.st.as_ref().map(|s| &s.left),
                 ts_field.as_deref(),
             );
             let r_changed = decide::changed(
                 detect,
                 &item.r,
+                &item.rh,
                 item.st.as_ref().map(|s| &s.right),
                 ts_field.as_deref(),
             );
@@ -714,7 +711,11 @@ impl Engine {
             });
             // Seen: not reported again until it changes again.
             if let Some(mut st) = item.st.clone() {
-                let mark = mark_of(cur, self.sync.timestamp_field.as_deref());
+                let hash = match from {
+                    Side::Left => &item.lh,
+                    Side::Right => &item.rh,
+                };
+                let mark = mark_of(cur, hash, self.sync.timestamp_field.as_deref());
                 match from {
                     Side::Left => st.left = mark,
                     Side::Right => st.right = mark,
@@ -732,20 +733,21 @@ impl Engine {
     /// key's new state.
     fn apply_outcome(&mut self, item: &Item, outcome: Version, work: &mut Work) {
         let ts = self.sync.timestamp_field.as_deref();
+        let oh = outcome.hash();
         let mut st = KeyState {
             ancestor: outcome.clone(),
-            left: mark_of(&item.l, ts),
-            right: mark_of(&item.r, ts),
+            left: mark_of(&item.l, &item.lh, ts),
+            right: mark_of(&item.r, &item.rh, ts),
         };
-        if !outcome.same_content(&item.l) {
+        if oh != item.lh {
             work.left.push((item.key.clone(), outcome.clone()));
             work.clear[0].extend(item.l.fields.keys().cloned());
-            st.left = mark_of(&outcome, ts);
+            st.left = mark_of(&outcome, &oh, ts);
         }
-        if !outcome.same_content(&item.r) {
+        if oh != item.rh {
             work.right.push((item.key.clone(), outcome.clone()));
             work.clear[1].extend(item.r.fields.keys().cloned());
-            st.right = mark_of(&outcome, ts);
+            st.right = mark_of(&outcome, &oh, ts);
         }
         work.states.push((item.key.clone(), Some(st)));
     }
@@ -883,26 +885,41 @@ impl Engine {
         plugin: Option<(&str, &str)>,
         work: &mut Work,
     ) {
+        let mut detail = self.conflict_detail("settled", item);
+        detail.extend([
+            ("validator_found".to_string(), detected.into()),
+            ("outcome".to_string(), how.into()),
+            ("result".to_string(), version.to_plain()),
+            ("decided_by".to_string(), by.into()),
+        ]);
+        let detail = serde_json::Value::Object(detail);
+        work.audit.push(self.audit(&item.key, detail, plugin));
+    }
+
+    /// What every audit event of a detected conflict holds: the key, both
+    /// versions, the ancestor, the strategy, the detection, when.
+    fn conflict_detail(
+        &self,
+        event: &str,
+        item: &Item,
+    ) -> serde_json::Map<String, serde_json::Value> {
         let ancestor = item
             .st
             .as_ref()
-            .map(|s| s.ancestor.to_plain())
-            .unwrap_or(serde_json::Value::Null);
-        let detail = serde_json::json!({
-            "event": "settled",
+            .map_or(serde_json::Value::Null, |s| s.ancestor.to_plain());
+        let serde_json::Value::Object(map) = serde_json::json!({
+            "event": event,
             "key": item.key,
             "left": item.l.to_plain(),
             "right": item.r.to_plain(),
             "ancestor": ancestor,
             "strategy": self.strategy_name(),
             "detected_by": self.sync.detect.as_str(),
-            "validator_found": detected,
-            "outcome": how,
-            "result": version.to_plain(),
-            "decided_by": by,
             "at": ferry_host::batch::rfc3339_micros(now_us()),
-        });
-        work.audit.push(self.audit(&item.key, detail, plugin));
+        }) else {
+            return serde_json::Map::new();
+        };
+        map
     }
 
     fn queue(&mut self, item: &Item, reason: &str, detected: Option<&str>, work: &mut Work) {
@@ -926,21 +943,18 @@ impl Engine {
                 strategy: self.strategy_name(),
                 reason: reason.clone(),
             },
-            (item.l.hash(), item.r.hash()),
+            (item.lh.clone(), item.rh.clone()),
         ));
-        let detail = serde_json::json!({
-            "event": "queued",
-            "key": item.key,
-            "left": item.l.to_plain(),
-            "right": item.r.to_plain(),
-            "ancestor": item.st.as_ref().map(|s| s.ancestor.to_plain()).unwrap_or(serde_json::Value::Null),
-            "strategy": self.strategy_name(),
-            "detected_by": self.sync.detect.as_str(),
-            "outcome": "queued",
-            "reason": reason,
-            "decided_by": "nobody yet: `ferry conflicts resolve`",
-            "at": ferry_host::batch::rfc3339_micros(now_us()),
-        });
+        let mut detail = self.conflict_detail("queued", item);
+        detail.extend([
+            ("outcome".to_string(), "queued".into()),
+            ("reason".to_string(), reason.into()),
+            (
+                "decided_by".to_string(),
+                "nobody yet: `ferry conflicts resolve`".into(),
+            ),
+        ]);
+        let detail = serde_json::Value::Object(detail);
         work.audit.push(self.audit(&item.key, detail, None));
     }
 
@@ -1081,12 +1095,7 @@ impl Engine {
                 tracing::error!(pipeline = %self.pipeline, id = c.id, "conflict {} has an unreadable decision; resolve it again", c.id);
                 continue;
             };
-            let item = Item {
-                key: c.key.clone(),
-                l: lefts.get(&c.key).cloned().unwrap_or_else(Version::absent),
-                r: rights.get(&c.key).cloned().unwrap_or_else(Version::absent),
-                st: None,
-            };
+            let item = Item::new(&c.key, &lefts, &rights, None);
             let detail = serde_json::json!({
                 "event": "applied",
                 "conflict": c.id,
@@ -1111,9 +1120,10 @@ impl Engine {
 /// What an outcome is, once owned fields are applied: `left` or `right`
 /// when it equals that side, else `merged` (or the settlement's own name).
 fn outcome_name(version: &Version, item: &Item, how: &'static str) -> &'static str {
-    if version.same_content(&item.l) {
+    let hash = version.hash();
+    if hash == item.lh {
         "left"
-    } else if version.same_content(&item.r) {
+    } else if hash == item.rh {
         "right"
     } else if how == "left" || how == "right" {
         "merged"
@@ -1128,7 +1138,32 @@ struct Item {
     key: String,
     l: Version,
     r: Version,
+    /// The checksums of `l` and `r`, computed once.
+    lh: String,
+    rh: String,
     st: Option<KeyState>,
+}
+
+impl Item {
+    /// The key's current versions from both sides' fetches (absent where
+    /// a side has none).
+    fn new(
+        key: &str,
+        lefts: &HashMap<String, Version>,
+        rights: &HashMap<String, Version>,
+        st: Option<KeyState>,
+    ) -> Item {
+        let l = lefts.get(key).cloned().unwrap_or_else(Version::absent);
+        let r = rights.get(key).cloned().unwrap_or_else(Version::absent);
+        Item {
+            key: key.to_string(),
+            lh: l.hash(),
+            rh: r.hash(),
+            l,
+            r,
+            st,
+        }
+    }
 }
 
 /// The effects of one batch, applied together by [`Engine::finish`].

@@ -79,7 +79,7 @@ impl Value {
     /// The form compared across sides: an integral float is the integer,
     /// a JSON document its canonical text (so two systems that store the
     /// same data differently still agree).
-    fn normalized(&self) -> serde_json::Value {
+    pub(crate) fn normalized(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
             Value::Float(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => J::from(*x as i64),
@@ -98,10 +98,12 @@ impl Value {
         use serde_json::Value as J;
         Some(match (v, like) {
             (J::Null, _) => return None,
-            (J::String(s), Some(Value::Timestamp(_))) => match parse_micros(s) {
-                Some(us) => Value::Timestamp(us),
-                None => Value::Text(s.clone()),
-            },
+            (J::String(s), Some(Value::Timestamp(_))) => {
+                match ferry_host::batch::parse_rfc3339_micros(s) {
+                    Some(us) => Value::Timestamp(us),
+                    None => Value::Text(s.clone()),
+                }
+            }
             (J::String(s), Some(Value::Bytes(_))) => Value::Bytes(s.clone()),
             (J::String(s), Some(Value::Json(_))) => Value::Json(s.clone()),
             (J::String(s), _) => Value::Text(s.clone()),
@@ -114,10 +116,6 @@ impl Value {
             (other, _) => Value::Json(other.to_string()),
         })
     }
-}
-
-fn parse_micros(s: &str) -> Option<i64> {
-    ferry_host::batch::parse_rfc3339_micros(s)
 }
 
 fn canonical_json(v: &serde_json::Value) -> String {
@@ -186,9 +184,10 @@ impl Version {
         ferry_host::sha256_hex(text.as_bytes())[..32].to_string()
     }
 
-    /// Whether two versions hold the same content.
+    /// Whether two versions hold the same content (a deleted key's
+    /// checksum is its own, so this covers deletes too).
     pub fn same_content(&self, other: &Version) -> bool {
-        self.deleted == other.deleted && (self.deleted || self.hash() == other.hash())
+        self.hash() == other.hash()
     }
 
     /// Plain JSON for people: the fields, or `null` for a deleted key.
@@ -215,15 +214,32 @@ impl Version {
     }
 }
 
-/// Reads record `i` of `batch` as a version, with the side's field names
-/// turned into model names (`rename`: model -> side) and, when `fields` is
-/// given, only those fields.
-pub fn version_of(
+/// The model name each column of a batch stands for (`rename`: model ->
+/// side), or `None` for a column outside `fields`: worked out once per
+/// batch, not per record.
+fn model_names(
     batch: &Batch,
-    i: usize,
     rename: &indexmap::IndexMap<String, String>,
     fields: Option<&[String]>,
-) -> Version {
+) -> Vec<Option<String>> {
+    batch
+        .columns
+        .iter()
+        .map(|c| {
+            let model = rename
+                .iter()
+                .find(|(_, side)| **side == c.name)
+                .map_or(c.name.as_str(), |(m, _)| m.as_str());
+            fields
+                .is_none_or(|f| f.iter().any(|x| x == model))
+                .then(|| model.to_string())
+        })
+        .collect()
+}
+
+/// Record `i` of `batch` as a version, its columns named by `names`
+/// ([`model_names`]).
+fn version_at(batch: &Batch, i: usize, names: &[Option<String>]) -> Version {
     let mut out = Version {
         deleted: batch.ops.get(i) == Some(&Op::Delete),
         version: batch.versions.as_ref().and_then(|v| v.get(i).copied()),
@@ -233,19 +249,26 @@ pub fn version_of(
     if out.deleted {
         return out;
     }
-    for c in &batch.columns {
-        let model = rename
-            .iter()
-            .find(|(_, side)| **side == c.name)
-            .map_or(c.name.as_str(), |(m, _)| m.as_str());
-        if fields.is_some_and(|f| !f.iter().any(|x| x == model)) {
-            continue;
-        }
-        if let Some(v) = Value::from_ref(c.value(i)) {
-            out.fields.insert(model.to_string(), v);
+    for (c, name) in batch.columns.iter().zip(names) {
+        if let Some(name) = name
+            && let Some(v) = Value::from_ref(c.value(i))
+        {
+            out.fields.insert(name.clone(), v);
         }
     }
     out
+}
+
+/// Reads record `i` of `batch` as a version, with the side's field names
+/// turned into model names (`rename`: model -> side) and, when `fields` is
+/// given, only those fields.
+pub fn version_of(
+    batch: &Batch,
+    i: usize,
+    rename: &indexmap::IndexMap<String, String>,
+    fields: Option<&[String]>,
+) -> Version {
+    version_at(batch, i, &model_names(batch, rename, fields))
 }
 
 /// Builds a batch of versions to write to a side: model names turned into
@@ -388,13 +411,9 @@ pub fn versions_by_key(
     rename: &indexmap::IndexMap<String, String>,
     fields: Option<&[String]>,
 ) -> std::collections::HashMap<String, Version> {
+    let names = model_names(batch, rename, fields);
     (0..batch.len())
-        .map(|i| {
-            (
-                batch.key(i).to_string(),
-                version_of(batch, i, rename, fields),
-            )
-        })
+        .map(|i| (batch.key(i).to_string(), version_at(batch, i, &names)))
         .collect()
 }
 
