@@ -112,6 +112,10 @@ async fn until(
         notes.extend(sup.take_notes());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The condition can turn true (a run recorded in the state) before the
+    // loop's notes about it were reaped: collect them once more.
+    sup.reap().await;
+    notes.extend(sup.take_notes());
 }
 
 fn start(s: &Sandbox) -> Supervisor {
