@@ -22,6 +22,7 @@ mod polyglot;
 mod quickstart;
 mod reload;
 mod schedule;
+mod secrets;
 mod sql;
 mod sql_sync;
 mod two_way;

@@ -79,10 +79,7 @@ fn audit_plugin(manifest: &Manifest, plugin: &Plugin, runtime: &ferry_host::Runt
             let connection = manifest.connections.get(&g.name);
             json!({
                 "name": g.name,
-                "target": connection.map(|c| match &c.target {
-                    ferry_manifest::ConnectionTarget::Postgres(url) => url.clone(),
-                    ferry_manifest::ConnectionTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
-                }),
+                "target": connection.map(|c| c.target.display()),
                 "tls": connection.map(|c| match c.tls {
                     ferry_manifest::TlsMode::Disable => "disable",
                     ferry_manifest::TlsMode::Require => "require",

@@ -174,9 +174,14 @@ impl SourceFile {
         let line_end = self.text[line_start..]
             .find('\n')
             .map_or(self.text.len(), |at| line_start + at);
-        let source_line = self.text[line_start..line_end].trim_end_matches('\r');
-        let before = &self.text[line_start..start];
-        let under = &self.text[start..end.min(line_end).max(start)];
+        let under_end = end.min(line_end).max(start);
+        // A URL on the line is shown without its passwords; the line is
+        // redacted in three parts so the carets stay under their text.
+        let before = crate::url::redact_urls_in(&self.text[line_start..start]);
+        let under = crate::url::redact_urls_in(&self.text[start..under_end]);
+        let after = crate::url::redact_urls_in(&self.text[under_end..line_end]);
+        let source_line = format!("{before}{under}{after}");
+        let source_line = source_line.trim_end_matches('\r');
 
         // Tabs are shown as four spaces, and the underline follows suit.
         let shown_line = source_line.replace('\t', "    ");
@@ -198,7 +203,7 @@ impl SourceFile {
             "{pad} |\n{}\n{pad} | {indent}{carets}",
             source_row.trim_end()
         );
-        let column = before.chars().count() + 1;
+        let column = self.text[line_start..start].chars().count() + 1;
         Diagnostic {
             file: self.path.clone(),
             span: Span::new(start, end),

@@ -21,7 +21,7 @@
 //!
 //! [connections.ops]                  # a named SQL connection: [a-z][a-z0-9_-]*
 //! url = "postgres://ferry@db.internal:5432/ops"   # or "sqlite:warehouse.db" (relative to the manifest)
-//! password_env = "OPS_PASSWORD"      # the password comes from ferry's environment, never the manifest
+//! password_env = "OPS_PASSWORD"      # the password comes from ferry's environment, never the manifest (nor `user:pass@` nor `?password=` in the URL)
 //! tls = "verify-full"                # disable (default) | require | verify-full
 //! ca_file = "certs/ca.pem"           # optional, for verify-full against a private CA
 //! pool = 4                           # most connections open at once (1 to 64)
@@ -125,6 +125,7 @@ mod rules;
 mod schedule;
 mod suggest;
 mod sync;
+mod url;
 
 use std::path::Path;
 
@@ -136,6 +137,7 @@ pub use model::{
 };
 pub use schedule::Schedule;
 pub use sync::{Detect, ForeignChange, Side, Strategy, Sync, SyncSide};
+pub use url::{PasswordIn, is_password_param, password_in, redact_url};
 
 /// Reads and checks the manifest at `path`.
 ///

@@ -362,14 +362,38 @@ pub struct Connection {
     pub url_span: Span,
 }
 
-/// Where a connection goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a connection goes. Its `Debug` shows the URL through
+/// [`redact_url`](crate::redact_url).
+#[derive(Clone, PartialEq, Eq)]
 pub enum ConnectionTarget {
     /// A PostgreSQL server: the URL as written (`postgres://user@host:port/db`),
-    /// which holds no password.
+    /// which holds no password (validation refuses one).
     Postgres(String),
     /// A SQLite database file, resolved against the manifest's folder.
     Sqlite(PathBuf),
+}
+
+impl std::fmt::Debug for ConnectionTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectionTarget::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&crate::url::redact_url(url))
+                .finish(),
+            ConnectionTarget::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+        }
+    }
+}
+
+impl ConnectionTarget {
+    /// The target for display: a PostgreSQL URL through
+    /// [`redact_url`](crate::redact_url), a SQLite file as `sqlite:<path>`.
+    pub fn display(&self) -> String {
+        match self {
+            ConnectionTarget::Postgres(url) => crate::url::redact_url(url).into_owned(),
+            ConnectionTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
+        }
+    }
 }
 
 /// Transport security of a PostgreSQL connection.

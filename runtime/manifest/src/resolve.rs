@@ -301,6 +301,7 @@ pub(crate) fn resolve_connection(
     let target = if let Some(path) = url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
         if path.is_empty() || path == ":memory:" {
+            let url = crate::url::redact_url(url);
             cx.error(
                 url_span,
                 format!("connection `{name}`: `{url}` names no database file"),
@@ -315,18 +316,30 @@ pub(crate) fn resolve_connection(
         .or_else(|| url.strip_prefix("postgresql://"))
     {
         let authority = rest.split(['/', '?']).next().unwrap_or("");
-        let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
-        if userinfo.is_some_and(|u| u.contains(':')) {
+        if let Some(place) = crate::url::password_in(url) {
             let env = format!("{}_PASSWORD", name.to_ascii_uppercase().replace('-', "_"));
+            let (message, drop) = match place {
+                crate::url::PasswordIn::Userinfo => (
+                    format!("connection `{name}`: the URL holds a password"),
+                    "drop it from the URL".to_owned(),
+                ),
+                crate::url::PasswordIn::Query(param) => (
+                    format!(
+                        "connection `{name}`: the URL holds a password (query parameter `{param}`)"
+                    ),
+                    format!("drop `{param}` from the URL"),
+                ),
+            };
             cx.error(
                 url_span,
-                format!("connection `{name}`: the URL holds a password"),
+                message,
                 Some(format!(
-                    "keep secrets out of manifests: drop it from the URL and set `password_env = \"{env}\"`, then export {env} where ferry runs"
+                    "keep secrets out of manifests: {drop} and set `password_env = \"{env}\"`, then export {env} where ferry runs"
                 )),
             );
             None
         } else if authority.rsplit('@').next().is_none_or(str::is_empty) {
+            let url = crate::url::redact_url(url);
             cx.error(
                 url_span,
                 format!("connection `{name}`: `{url}` names no host"),
@@ -337,6 +350,7 @@ pub(crate) fn resolve_connection(
             Some(ConnectionTarget::Postgres(url.to_owned()))
         }
     } else {
+        let url = crate::url::redact_url(url);
         cx.error(
             url_span,
             format!("connection `{name}`: `{url}` is not a PostgreSQL or SQLite URL"),

@@ -1015,6 +1015,67 @@ fn a_password_in_a_connection_url_is_refused() {
 }
 
 #[test]
+fn a_password_in_a_connection_urls_query_is_refused_and_never_shown() {
+    for (param, url) in [
+        ("password", "postgres://ferry@db:5432/ops?password=hunter2"),
+        (
+            "PassWord",
+            "postgres://ferry@db:5432/ops?sslmode=disable&PassWord=hunter2",
+        ),
+        ("pass%77ord", "postgresql://ferry@db/ops?pass%77ord=hunter2"),
+        ("sslpassword", "postgres://ferry@db/ops?sslpassword=hunter2"),
+    ] {
+        let e = only_error(&with_sql_grant(
+            &format!("[connections.ops]\nurl = \"{url}\"\n"),
+            "\"ops\"",
+        ));
+        assert_eq!(
+            e.message,
+            format!("connection `ops`: the URL holds a password (query parameter `{param}`)")
+        );
+        assert!(
+            hint(&e).contains("password_env = \"OPS_PASSWORD\"")
+                && hint(&e).contains(&format!("drop `{param}` from the URL")),
+            "{}",
+            hint(&e)
+        );
+        assert_eq!((e.line, e.column), (4, 7));
+        let shown = e.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("=***"), "{shown}");
+    }
+    // The userinfo form is not shown either, even where another error
+    // quotes the URL.
+    let e = only_error(&with_sql_grant(
+        "[connections.ops]\nurl = \"postgres://ferry:hunter2@db:5432/ops\"\n",
+        "\"ops\"",
+    ));
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    let e = only_error(&with_sql_grant(
+        "[connections.ops]\nurl = \"mysql://ferry:hunter2@db/ops?password=hunter2\"\n",
+        "\"ops\"",
+    ));
+    assert_eq!(
+        e.message,
+        "connection `ops`: `mysql://ferry:***@db/ops?password=***` is not a PostgreSQL or SQLite URL"
+    );
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+#[test]
+fn the_debug_of_a_connection_never_shows_a_password() {
+    let target = crate::ConnectionTarget::Postgres(
+        "postgres://ferry:hunter2@db/ops?password=hunter2".into(),
+    );
+    let shown = format!("{target:?}");
+    assert_eq!(
+        shown,
+        r#"Postgres("postgres://ferry:***@db/ops?password=***")"#
+    );
+    assert_eq!(target.display(), "postgres://ferry:***@db/ops?password=***");
+}
+
+#[test]
 fn bad_connection_settings_are_each_reported() {
     let all = messages(&with_sql_grant(
         "[connections.ops]\nurl = \"mysql://db/ops\"\ntls = \"verify\"\npool = 0\n[connections.wh]\nurl = \"sqlite:wh.db\"\ntls = \"require\"\n",
