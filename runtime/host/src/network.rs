@@ -10,7 +10,9 @@
 //! - a name (`db.example.com`) is resolved when the connection is checked
 //!   and matches the addresses it resolves to, except loopback, link-local
 //!   and private ones (a name that resolves to 127.0.0.1 or to the cloud
-//!   metadata address 169.254.169.254 does not open them);
+//!   metadata address 169.254.169.254 does not open them, nor one that
+//!   resolves to an IPv6 address standing for them: IPv4-mapped, NAT64,
+//!   6to4; see [`is_special`]);
 //! - `*` matches any public address;
 //! - wildcard names (`*.example.com`) cannot be checked against an address
 //!   and match no socket connection.
@@ -77,6 +79,20 @@ pub trait AuditSink: Send + Sync {
 
 /// Loopback, link-local, private, shared, unspecified, broadcast or
 /// multicast: addresses a plugin reaches only through an entry naming them.
+///
+/// An IPv6 address that carries an IPv4 one is judged by the IPv4 address:
+/// IPv4-mapped (`::ffff:0:0/96`), IPv4-compatible (`::/96`),
+/// IPv4-translated (`::ffff:0:0:0/96`), Teredo (`2001::/32`, the client's
+/// address), NAT64
+/// (`64:ff9b::/96`, RFC 6052: a NAT64 gateway turns `64:ff9b::7f00:1` into
+/// a connection to 127.0.0.1 from its own side) and 6to4 (`2002::/16`, RFC
+/// 3056: `2002:a9fe:a9fe::` reaches 169.254.169.254 through a relay). A
+/// public IPv4 address behind them is public; a loopback, private or
+/// link-local one is special. The local-use NAT64 prefix `64:ff9b:1::/48`
+/// (RFC 8215) can embed IPv4 addresses anywhere in it as its operator
+/// chooses, so all of it is special. IPv6 loopback, unspecified, multicast,
+/// link-local (`fe80::/10`), site-local (`fec0::/10`) and unique local
+/// (`fc00::/7`) addresses are special.
 pub fn is_special(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -90,18 +106,47 @@ pub fn is_special(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (o[1] & 0xc0) == 64)
                 || o[0] == 0
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_special(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (s[0] & 0xffc0) == 0xfe80
-                    || (s[0] & 0xfe00) == 0xfc00
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_ipv4(v6) {
+                return is_special(IpAddr::V4(v4));
             }
-        },
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001)
+        }
     }
+}
+
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped, IPv4-compatible
+/// (but not `::` and `::1`, which are IPv6's own), IPv4-translated, NAT64
+/// well-known prefix, 6to4, Teredo (the client address).
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    let last = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if s[..6].iter().all(|&x| x == 0) && !v6.is_loopback() && !v6.is_unspecified() {
+        return Some(last);
+    }
+    // IPv4-translated (SIIT, RFC 2765) and NAT64's well-known prefix.
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] || s[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        return Some(last);
+    }
+    if s[0] == 0x2002 {
+        return Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    // Teredo (RFC 4380): the client's IPv4 address, bits inverted.
+    if s[0] == 0x2001 && s[1] == 0 {
+        return Some(std::net::Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
+    }
+    None
 }
 
 /// The allow-list of one plugin instance.
@@ -436,6 +481,76 @@ mod tests {
             p.check(addr("93.184.216.34:443"), SocketAddrUse::TcpConnect)
                 .is_ok(),
             "a public address"
+        );
+    }
+
+    #[test]
+    fn ipv6_forms_of_special_ipv4_addresses_are_special_and_of_public_ones_public() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        for special in [
+            // IPv4-mapped and IPv4-compatible
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::1",
+            "::",
+            // NAT64, RFC 6052 well-known prefix: the gateway connects to the
+            // embedded address from its own network
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::192.168.0.1",
+            "64:ff9b::100.64.0.1",
+            // NAT64 local-use, RFC 8215: the operator places the address
+            "64:ff9b:1::",
+            "64:ff9b:1:abcd::8.8.8.8",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+            // 6to4, RFC 3056: 2002:<v4>::/48
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101:1::1",
+            "2002:a00:1::",
+            // IPv4-translated; Teredo with client 127.0.0.1 (inverted)
+            "::ffff:0:7f00:1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            // IPv6's own
+            "fe80::1",
+            "fec0::1",
+            "fd00::1",
+            "ff02::1",
+        ] {
+            assert!(is_special(ip(special)), "{special} must be special");
+        }
+        for public in [
+            "::ffff:93.184.216.34",
+            "64:ff9b::93.184.216.34",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "2606:4700::1111",
+            "2001:0:4136:e378:8000:63bf:a247:27dd",
+            "2001:db8::1:2",
+            "64:ff9b:2::1",
+        ] {
+            assert!(!is_special(ip(public)), "{public} must be public");
+        }
+        let p = policy(&[("*", None), ("localhost", None)]);
+        for special in [
+            "[64:ff9b::a9fe:a9fe]:80",
+            "[2002:7f00:1::]:5432",
+            "[64:ff9b:1::1]:80",
+        ] {
+            let e = p
+                .check(addr(special), SocketAddrUse::TcpConnect)
+                .expect_err(special);
+            assert!(e.contains("no grant names it"), "{e}");
+        }
+        let literal = policy(&[("64:ff9b::a9fe:a9fe", Some(80))]);
+        assert!(
+            literal
+                .check(addr("[64:ff9b::a9fe:a9fe]:80"), SocketAddrUse::TcpConnect)
+                .is_ok(),
+            "naming the literal allows it"
         );
     }
 

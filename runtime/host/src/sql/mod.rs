@@ -352,7 +352,7 @@ impl fmt::Debug for ConnectionSpec {
         f.debug_struct("ConnectionSpec")
             .field("name", &self.name)
             .field("dialect", &self.dialect)
-            .field("url", &self.url)
+            .field("url", &ferry_manifest::redact_url(&self.url))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("ca_file", &self.ca_file)
