@@ -1561,3 +1561,5 @@ pub mod sqlite {}
 /// The `postgres` connector: its table source and sink pipelines are in
 /// `sql_sync.rs`; `mode = "cdc"` is `ferry_postgres_cdc`'s.
 pub mod postgres {}
+
+pub use crate::hostile_flood::flood as test_hostile_flood;

@@ -149,11 +149,15 @@ impl CallError {
 }
 
 impl From<crate::PluginError> for CallError {
+    /// The plugin's message is cut to
+    /// [`MAX_MESSAGE_BYTES`](crate::audit::MAX_MESSAGE_BYTES): it is logged
+    /// and kept in dead letters.
     fn from(e: crate::PluginError) -> Self {
+        let cap = |m: String| crate::audit::cap_owned(m, crate::audit::MAX_MESSAGE_BYTES);
         match e {
-            crate::PluginError::InvalidConfig(m) => CallError::InvalidConfig(m),
-            crate::PluginError::Retryable(m) => CallError::Retryable(m),
-            crate::PluginError::Fatal(m) => CallError::Fatal(m),
+            crate::PluginError::InvalidConfig(m) => CallError::InvalidConfig(cap(m)),
+            crate::PluginError::Retryable(m) => CallError::Retryable(cap(m)),
+            crate::PluginError::Fatal(m) => CallError::Fatal(cap(m)),
         }
     }
 }

@@ -14,7 +14,10 @@
 //! is granted) is refused inside the plugin by its own libc, which maps
 //! absolute paths onto preopens; such a request never reaches the host, so
 //! there is nothing to audit. Requests that do reach the host, through a
-//! granted folder, are all checked and audited.
+//! granted folder, are all checked and audited; the paths in the audit
+//! record are the plugin's, so each is cut to
+//! [`MAX_QUOTED_BYTES`](crate::audit::MAX_QUOTED_BYTES) before it is
+//! formatted.
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
@@ -25,6 +28,7 @@ use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
     OpenFlags, PathFlags,
 };
 
+use crate::audit::quote;
 use crate::network::Denial;
 use crate::store::HostState;
 
@@ -52,11 +56,11 @@ fn answer<T>(
         Err(e) => {
             let code = Host::convert_error_code(&mut state.filesystem(), e)?;
             if is_refusal(code) {
-                state.report_denial(Denial {
-                    capability: "filesystem",
-                    target: target(),
-                    reason: format!("{code:?}: outside the plugin's file grants"),
-                });
+                state.report_denial(Denial::new(
+                    "filesystem",
+                    target(),
+                    format!("{code:?}: outside the plugin's file grants"),
+                ));
             }
             Ok((Err(code),))
         }
@@ -99,7 +103,9 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
                 oflags,
                 flags,
             );
-            answer(state, result, || format!("open {path:?} for {intent}"))
+            answer(state, result, || {
+                format!("open {} for {intent}", quote(&path))
+            })
         },
     )?;
     types.func_wrap(
@@ -109,7 +115,7 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
             let state = store.data_mut();
             let result: FsResult<DescriptorStat> =
                 HostDescriptor::stat_at(&mut state.filesystem(), fd, path_flags, path.clone());
-            answer(state, result, || format!("stat {path:?}"))
+            answer(state, result, || format!("stat {}", quote(&path)))
         },
     )?;
     types.func_wrap(
@@ -131,7 +137,7 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
                 atim,
                 mtim,
             );
-            answer(state, result, || format!("set times of {path:?}"))
+            answer(state, result, || format!("set times of {}", quote(&path)))
         },
     )?;
     types.func_wrap(
@@ -139,7 +145,7 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
         |mut store: StoreContextMut<'_, HostState>, (fd, path): (Resource<Descriptor>, String)| {
             let state = store.data_mut();
             let result = HostDescriptor::readlink_at(&mut state.filesystem(), fd, path.clone());
-            answer(state, result, || format!("read link {path:?}"))
+            answer(state, result, || format!("read link {}", quote(&path)))
         },
     )?;
     type PathOp = fn(
@@ -171,7 +177,7 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
                   (fd, path): (Resource<Descriptor>, String)| {
                 let state = store.data_mut();
                 let result = op(&mut state.filesystem(), fd, path.clone());
-                answer(state, result, || format!("{verb} {path:?}"))
+                answer(state, result, || format!("{verb} {}", quote(&path)))
             },
         )?;
     }
@@ -182,7 +188,9 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
             let state = store.data_mut();
             let result =
                 HostDescriptor::rename_at(&mut state.filesystem(), fd, old.clone(), new_fd, new.clone());
-            answer(state, result, || format!("rename {old:?} to {new:?}"))
+            answer(state, result, || {
+                format!("rename {} to {}", quote(&old), quote(&new))
+            })
         },
     )?;
     types.func_wrap(
@@ -196,7 +204,9 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
                 target.clone(),
                 link.clone(),
             );
-            answer(state, result, || format!("symlink {link:?} to {target:?}"))
+            answer(state, result, || {
+                format!("symlink {} to {}", quote(&link), quote(&target))
+            })
         },
     )?;
     types.func_wrap(
@@ -218,7 +228,9 @@ pub(crate) fn add_audited_to_linker(linker: &mut Linker<HostState>) -> wasmtime:
                 new_fd,
                 new.clone(),
             );
-            answer(state, result, || format!("link {new:?} to {old:?}"))
+            answer(state, result, || {
+                format!("link {} to {}", quote(&new), quote(&old))
+            })
         },
     )?;
     linker.allow_shadowing(false);

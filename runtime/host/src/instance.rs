@@ -250,11 +250,7 @@ impl<W: World> StageInstance<W> {
             stage: spec.stage.clone(),
             detail: format!("{e:#}"),
         })?;
-        let identity = Identity {
-            pipeline: Arc::from(spec.pipeline.as_str()),
-            stage: Arc::from(spec.stage.as_str()),
-            digest: Arc::from(component.digest()),
-        };
+        let identity = Identity::new(&spec, component.digest());
         let mut instance = StageInstance {
             component: component.clone(),
             pre,

@@ -27,10 +27,12 @@
 //! every socket address), only the named SQL connections it is granted
 //! (the drivers, pools and passwords stay in the host: [`sql`], reached
 //! through the `ferry:plugin/sql` interface), and every run-time denial goes
-//! to an [`AuditSink`]. [`Capability`] says which grant each imported interface
+//! to an [`AuditSink`], its plugin-supplied strings capped and its rate
+//! limited per instance ([`audit`]). [`Capability`] says which grant each imported interface
 //! needs, so a component importing more than its grants cover is refused
 //! before it runs.
 
+pub mod audit;
 pub mod batch;
 pub mod bindings;
 mod capability;

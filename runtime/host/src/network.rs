@@ -29,7 +29,8 @@
 //! resolves the name again; a DNS answer that changes in between is not
 //! caught.)
 //!
-//! Every refusal is reported to the [`AuditSink`] and logged.
+//! Every refusal is logged and reported to the [`AuditSink`], capped and
+//! rate-limited per plugin instance (see [`crate::audit`]).
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -61,9 +62,13 @@ pub struct NetRule {
 }
 
 /// A refused access, for the audit log.
+///
+/// Its strings may come from the plugin: [`Denial::new`] caps them, and
+/// every denial is capped again before it is logged or audited (see
+/// [`crate::audit`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// What kind of access: `network` or `filesystem`.
+    /// What kind of access: `network`, `filesystem` or `sql`.
     pub capability: &'static str,
     /// What was asked for, such as `tcp connect 169.254.169.254:80`.
     pub target: String,
@@ -71,10 +76,31 @@ pub struct Denial {
     pub reason: String,
 }
 
-/// Receives every run-time denial of a plugin instance.
+/// Receives the run-time denials of a plugin instance that its rate limit
+/// lets through (capped), and the counts of those it suppressed.
 pub trait AuditSink: Send + Sync {
     /// Records a denial for `stage` of `pipeline`, whose component has `digest`.
     fn denied(&self, pipeline: &str, stage: &str, digest: &str, denial: &Denial);
+
+    /// Records that `count` denials of `capability` were counted instead of
+    /// recorded one by one, and `why`. By default, as a denial whose target
+    /// is `suppressed <count>`.
+    fn suppressed(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        digest: &str,
+        capability: &'static str,
+        count: u64,
+        why: &str,
+    ) {
+        self.denied(
+            pipeline,
+            stage,
+            digest,
+            &Denial::suppressed(capability, count, why),
+        );
+    }
 }
 
 /// Loopback, link-local, private, shared, unspecified, broadcast or
@@ -285,44 +311,22 @@ impl NetworkPolicy {
 /// hook, denials to the audit log.
 pub(crate) struct HttpHooks {
     policy: Arc<NetworkPolicy>,
-    audit: Option<Arc<dyn AuditSink>>,
     identity: crate::store::Identity,
 }
 
 impl HttpHooks {
-    pub(crate) fn new(
-        policy: NetworkPolicy,
-        audit: Option<Arc<dyn AuditSink>>,
-        identity: crate::store::Identity,
-    ) -> Self {
+    pub(crate) fn new(policy: NetworkPolicy, identity: crate::store::Identity) -> Self {
         HttpHooks {
             policy: Arc::new(policy),
-            audit,
             identity,
         }
     }
 }
 
-pub(crate) fn report(
-    audit: Option<&Arc<dyn AuditSink>>,
-    identity: &crate::store::Identity,
-    denial: Denial,
-) {
-    tracing::warn!(
-        pipeline = %identity.pipeline,
-        stage = %identity.stage,
-        "denied {}: {}",
-        denial.target,
-        denial.reason
-    );
-    if let Some(audit) = audit {
-        audit.denied(
-            &identity.pipeline,
-            &identity.stage,
-            &identity.digest,
-            &denial,
-        );
-    }
+/// Logs and audits a denial through the instance's rate limit, capped
+/// (see [`crate::audit`]).
+pub(crate) fn report(identity: &crate::store::Identity, denial: Denial) {
+    identity.gate.report(denial);
 }
 
 type SendFuture = Box<
@@ -343,16 +347,15 @@ impl wasmtime_wasi_http::WasiHttpHooks for HttpHooks {
     ) -> SendFuture {
         _ = fut;
         if let Err(reason) = self.policy.check_http(request.uri()) {
-            let target = format!("http {} {}", request.method(), request.uri());
-            report(
-                self.audit.as_ref(),
-                &self.identity,
-                Denial {
-                    capability: "network",
-                    target,
-                    reason,
-                },
+            // The URI is the plugin's: any password in it is not the audit
+            // log's business, and it is cut before formatting.
+            let uri = ferry_manifest::redact_url(&request.uri().to_string()).into_owned();
+            let target = format!(
+                "http {} {}",
+                crate::audit::cap(request.method().as_str(), 32),
+                crate::audit::cap(&uri, crate::audit::MAX_QUOTED_BYTES)
             );
+            report(&self.identity, Denial::new("network", target, reason));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         Box::new(async move {
@@ -370,7 +373,6 @@ impl wasmtime_wasi_http::WasiHttpHooks for HttpHooks {
 pub(crate) fn install(
     builder: &mut wasmtime_wasi::WasiCtxBuilder,
     policy: NetworkPolicy,
-    audit: Option<Arc<dyn AuditSink>>,
     identity: crate::store::Identity,
 ) {
     if !policy.uses(Protocol::Tcp) && !policy.uses(Protocol::Udp) {
@@ -384,26 +386,14 @@ pub(crate) fn install(
     builder.socket_addr_check(move |addr, use_| {
         let decision = policy.check(addr, use_);
         if let Err(reason) = &decision {
-            let denial = Denial {
-                capability: "network",
-                target: format!("{} {addr}", describe(use_)),
-                reason: reason.clone(),
-            };
-            tracing::warn!(
-                pipeline = %identity.pipeline,
-                stage = %identity.stage,
-                "denied {}: {}",
-                denial.target,
-                denial.reason
+            report(
+                &identity,
+                Denial::new(
+                    "network",
+                    format!("{} {addr}", describe(use_)),
+                    reason.clone(),
+                ),
             );
-            if let Some(audit) = &audit {
-                audit.denied(
-                    &identity.pipeline,
-                    &identity.stage,
-                    &identity.digest,
-                    &denial,
-                );
-            }
         }
         let allowed = decision.is_ok();
         Box::pin(async move { allowed })

@@ -128,11 +128,13 @@ impl HostState {
         } else {
             format!("the plugin is granted only {}", granted.join(", "))
         };
-        self.report_denial(crate::Denial {
-            capability: "sql",
-            target: format!("{action} on connection `{name}`"),
-            reason: reason.clone(),
-        });
+        // The name is the plugin's: cut it before it is formatted anywhere.
+        let name = crate::audit::cap(name, crate::audit::MAX_QUOTED_BYTES);
+        self.report_denial(crate::Denial::new(
+            "sql",
+            format!("{action} on connection `{name}`"),
+            reason.clone(),
+        ));
         Err(wit::SqlError {
             kind: wit::SqlErrorKind::Denied,
             code: None,

@@ -29,12 +29,37 @@ pub struct FileGrant {
     pub writable: bool,
 }
 
-/// Who a Store belongs to, for log lines.
-#[derive(Debug, Clone)]
+/// Who a Store belongs to, for log lines, and the rate limits of its
+/// denials and log lines. Made once per instance, so the limits outlive a
+/// Store rebuilt after a trap.
+#[derive(Clone)]
 pub(crate) struct Identity {
     pub pipeline: Arc<str>,
     pub stage: Arc<str>,
     pub digest: Arc<str>,
+    pub gate: Arc<crate::audit::FloodGate>,
+}
+
+impl Identity {
+    /// The identity of an instance of `spec` running the component `digest`;
+    /// its denials go to `spec.audit`.
+    pub(crate) fn new(spec: &crate::InstanceSpec, digest: &str) -> Self {
+        let pipeline: Arc<str> = Arc::from(spec.pipeline.as_str());
+        let stage: Arc<str> = Arc::from(spec.stage.as_str());
+        let digest: Arc<str> = Arc::from(digest);
+        let gate = Arc::new(crate::audit::FloodGate::new(
+            Arc::clone(&pipeline),
+            Arc::clone(&stage),
+            Arc::clone(&digest),
+            spec.audit.clone(),
+        ));
+        Identity {
+            pipeline,
+            stage,
+            digest,
+            gate,
+        }
+    }
 }
 
 /// Limits memory growth and remembers a breach, so the trap it causes can be
@@ -83,7 +108,6 @@ pub struct HostState {
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
     identity: Identity,
-    audit: Option<Arc<dyn crate::AuditSink>>,
 }
 
 impl HostState {
@@ -96,17 +120,8 @@ impl HostState {
             .stderr(stderr.clone())
             .allow_blocking_current_thread(true)
             .envs(&spec.env);
-        crate::network::install(
-            &mut builder,
-            spec.network.clone(),
-            spec.audit.clone(),
-            identity.clone(),
-        );
-        let http_hooks = crate::network::HttpHooks::new(
-            spec.network.clone(),
-            spec.audit.clone(),
-            identity.clone(),
-        );
+        crate::network::install(&mut builder, spec.network.clone(), identity.clone());
+        let http_hooks = crate::network::HttpHooks::new(spec.network.clone(), identity.clone());
         for grant in grants {
             let perms = if grant.writable {
                 FsPerms::ReadWrite
@@ -138,13 +153,13 @@ impl HostState {
             },
             stderr,
             identity,
-            audit: spec.audit.clone(),
         })
     }
 
-    /// Logs a run-time denial and records it in the audit log.
+    /// Logs a run-time denial and records it in the audit log, capped and
+    /// rate-limited (see [`crate::audit`]).
     pub(crate) fn report_denial(&self, denial: crate::Denial) {
-        crate::network::report(self.audit.as_ref(), &self.identity, denial);
+        crate::network::report(&self.identity, denial);
     }
 
     /// The tail of what the plugin wrote to stderr, for trap messages.
@@ -190,7 +205,13 @@ impl host::Host for HostState {
         }
     }
 
+    /// Writes the plugin's log line, cut to 4096 bytes, if its rate limit
+    /// lets it through (see [`crate::audit`]).
     fn log(&mut self, level: host::Level, message: String) {
+        // A line no one would see takes nothing from the budget.
+        if !host::Host::log_enabled(self, level) || !self.identity.gate.admit_log() {
+            return;
+        }
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;

@@ -18,7 +18,10 @@
 //! - [`lock`](mod@lock): pinning each plugin's sha256 in its manifest.
 //! - [`sync`](mod@sync): two-way sync between two connectors, with conflict
 //!   detection, strategies, the conflict queue and its audit trail.
+//! - `audit`: plugins' run-time denials into the audit log, in batches
+//!   written by a background thread, off the commit path.
 
+mod audit;
 pub mod ledger;
 pub mod lock;
 pub mod plan;

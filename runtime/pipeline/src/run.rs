@@ -31,6 +31,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::PipelineError;
+pub(crate) use crate::audit::StateAudit;
 use crate::ledger::{Ledger, RowState};
 use crate::plan::{Output, Plan, PlannedStage};
 use crate::swap::{RunControl, SwapReport, SwapRequest};
@@ -293,7 +294,7 @@ pub async fn run_controlled(
     // anything is read.
     // Plugin calls (here `open`) block: WASI file access inside them must
     // not run on an async worker's own context.
-    let audit = Arc::new(StateAudit(Arc::clone(&state)));
+    let audit = Arc::new(StateAudit::new(Arc::clone(&state)));
     let built = tokio::task::block_in_place(|| {
         plan.stages
             .iter()
@@ -484,6 +485,9 @@ pub async fn run_controlled(
             Accounting::default()
         }
     };
+    // The stages' instances are gone, with their last counts of
+    // suppressed denials: write every denial before the run ends.
+    tokio::task::block_in_place(|| audit.flush());
     let status = match &failure {
         None => "finished".to_string(),
         Some(e) => format!("failed: {e}"),
@@ -513,33 +517,6 @@ pub(crate) enum Instance {
     Sink(SinkInstance),
     Mapper(MapperInstance),
     Validator(ValidatorInstance),
-}
-
-/// Writes a stage's run-time denials to the state store's audit log.
-pub(crate) struct StateAudit(pub(crate) Arc<dyn StateStore>);
-
-impl ferry_host::AuditSink for StateAudit {
-    fn denied(&self, pipeline: &str, stage: &str, digest: &str, denial: &ferry_host::Denial) {
-        let event = ferry_state::AuditEvent {
-            id: 0,
-            at_us: 0,
-            pipeline: pipeline.to_string(),
-            stage: stage.to_string(),
-            plugin_digest: digest.to_string(),
-            capability: denial.capability.to_string(),
-            target: denial.target.clone(),
-            detail: denial.reason.clone(),
-        };
-        if let Err(e) = self.0.record_audit(&event) {
-            tracing::error!(
-                pipeline,
-                stage,
-                "cannot record an audit event ({}: {}): {e}",
-                denial.target,
-                denial.reason
-            );
-        }
-    }
 }
 
 pub(crate) fn build(
@@ -920,7 +897,7 @@ impl SourceTask {
         let began = Instant::now();
         let SwapRequest { prepared, reply } = request;
         let digest = prepared.digest().to_string();
-        let audit = Arc::new(StateAudit(Arc::clone(&self.ctx.shared.state)));
+        let audit = Arc::new(StateAudit::new(Arc::clone(&self.ctx.shared.state)));
         let built = tokio::task::block_in_place(|| {
             build(&prepared.stage, self.last_checkpoint.clone(), &audit)
         });

@@ -60,7 +60,7 @@ pub fn prepare(
     pipeline: &str,
     state: &Arc<dyn StateStore>,
 ) -> Result<Prepared, PipelineError> {
-    let audit = Arc::new(StateAudit(Arc::clone(state)));
+    let audit = Arc::new(StateAudit::new(Arc::clone(state)));
     let checkpoint = if stage.kind == PluginKind::Source {
         state.checkpoint(pipeline, &stage.name)?
     } else {

@@ -51,7 +51,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 mod sync;
-pub use sync::{CONFLICT_CAPABILITY, Conflict, ConflictFilter, NewConflict, SyncCommit};
+pub use sync::{
+    CONFLICT_CAPABILITY, Conflict, ConflictFilter, MAX_DETAIL_BYTES, NewConflict, SyncCommit,
+};
 
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
@@ -436,8 +438,12 @@ pub trait StateStore: Send + Sync {
     fn scheduled_runs(&self, pipeline: &str, limit: usize)
     -> Result<Vec<ScheduledRun>, StateError>;
 
-    /// Records a run-time denial in the audit log.
+    /// Records one audit event (a reload, say) in its own transaction.
     fn record_audit(&self, event: &AuditEvent) -> Result<(), StateError>;
+
+    /// Records many audit events in one transaction: the batched run-time
+    /// denials of plugins, written off the pipelines' commit path.
+    fn record_audits(&self, events: &[AuditEvent]) -> Result<(), StateError>;
 
     /// The audit log, oldest first, for one pipeline or all.
     fn audit_events(&self, pipeline: Option<&str>) -> Result<Vec<AuditEvent>, StateError>;
@@ -1389,6 +1395,20 @@ impl StateStore for SqliteState {
         tx.commit().map_err(self.q("committing an audit event"))
     }
 
+    fn record_audits(&self, events: &[AuditEvent]) -> Result<(), StateError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(self.q("starting an audit write"))?;
+        for event in events {
+            sync::insert_audit(&tx, event).map_err(self.q("writing an audit event"))?;
+        }
+        tx.commit().map_err(self.q("committing audit events"))
+    }
+
     fn sync_states(
         &self,
         pipeline: &str,
@@ -2187,6 +2207,47 @@ mod tests {
             keys(&s.dead_letters(&DeadLetterFilter::default()).expect("list")),
             ["e"]
         );
+    }
+
+    #[test]
+    fn audit_events_are_written_many_in_one_transaction_with_their_own_times() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        let event = |i: i64| AuditEvent {
+            id: 0,
+            at_us: 1_000 + i,
+            pipeline: "p".into(),
+            stage: "m".into(),
+            plugin_digest: "d".into(),
+            capability: "sql".into(),
+            target: format!("dialect-of on connection `x{i}`"),
+            detail: "the plugin is granted no SQL connection".into(),
+        };
+        let events: Vec<AuditEvent> = (0..300).map(event).collect();
+        s.record_audits(&events).expect("written");
+        s.record_audits(&[]).expect("nothing to write");
+        let stored = s.audit_events(Some("p")).expect("audit");
+        assert_eq!(stored.len(), 300);
+        assert_eq!(stored[7].at_us, 1_007, "the time the denial happened");
+        assert_eq!(stored[299].target, "dialect-of on connection `x299`");
+    }
+
+    #[test]
+    fn a_dead_letter_detail_is_cut_to_its_bound() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        let mut long = letter("m", "rejected", "a");
+        long.detail = "é".repeat(MAX_DETAIL_BYTES); // twice the bound in bytes
+        let short = letter("m", "rejected", "b");
+        s.add_dead_letters(&[long, short]).expect("add");
+        let stored = s.dead_letters(&DeadLetterFilter::default()).expect("list");
+        assert_eq!(
+            stored[0].detail,
+            format!(
+                "{}…[{} bytes cut]",
+                "é".repeat(MAX_DETAIL_BYTES / 2),
+                MAX_DETAIL_BYTES
+            )
+        );
+        assert_eq!(stored[1].detail, "rejected at m");
     }
 
     #[test]

@@ -130,6 +130,27 @@ fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conflict> {
     })
 }
 
+/// The longest dead-letter detail stored, in bytes. A detail is often a
+/// plugin's own message (a rejection, a violation, an error); it explains
+/// the record, and past this it is cut on a character boundary with a
+/// marker saying how many bytes were cut.
+pub const MAX_DETAIL_BYTES: usize = 8192;
+
+fn cap_detail(detail: &str) -> std::borrow::Cow<'_, str> {
+    if detail.len() <= MAX_DETAIL_BYTES {
+        return std::borrow::Cow::Borrowed(detail);
+    }
+    let mut cut = MAX_DETAIL_BYTES;
+    while !detail.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}…[{} bytes cut]",
+        &detail[..cut],
+        detail.len() - cut
+    ))
+}
+
 pub(crate) fn insert_audit(tx: &Transaction<'_>, event: &AuditEvent) -> rusqlite::Result<()> {
     let at = if event.at_us == 0 {
         now_us()
@@ -167,7 +188,7 @@ pub(crate) fn insert_dead_letter(
         l.stage,
         l.plugin_digest,
         l.reason,
-        l.detail,
+        cap_detail(&l.detail),
         l.key,
         l.record.to_string(),
         l.attempts,

@@ -216,7 +216,7 @@ impl Engine {
         let Some(sync) = plan.manifest.sync.clone() else {
             return Err(PipelineError::Internal("not a sync manifest".into()));
         };
-        let audit = Arc::new(StateAudit(Arc::clone(&state)));
+        let audit = Arc::new(StateAudit::new(Arc::clone(&state)));
         let stage = |name: &str| {
             plan.stages
                 .iter()
