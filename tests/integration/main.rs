@@ -14,6 +14,7 @@ mod crash;
 mod dlq;
 mod host;
 mod hostile_flood;
+mod hostile_json;
 mod manifest_errors;
 mod pg_cdc;
 mod pipeline;

@@ -1563,3 +1563,4 @@ pub mod sqlite {}
 pub mod postgres {}
 
 pub use crate::hostile_flood::flood as test_hostile_flood;
+pub use crate::hostile_json::json as test_hostile_json;

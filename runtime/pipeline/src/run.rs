@@ -1093,7 +1093,10 @@ fn map_batch(
 ) -> Result<Forward, PipelineError> {
     let parts = isolate(&env.batch, &ctx.retry, |b| {
         let mapped = mapper.map(b)?;
-        mapped.records.check().map_err(CallError::Contract)?;
+        // A batch that cannot be read fails the call (and is split to
+        // isolate the records at fault); a malformed value fails only the
+        // records it derives from, below.
+        mapped.records.check_shape().map_err(CallError::Contract)?;
         if mapped.derived_from.len() != mapped.records.len() {
             return Err(CallError::Contract(format!(
                 "derived-from has {} entries for {} output records",
@@ -1116,24 +1119,79 @@ fn map_batch(
                     .map(|r| (part.rows[r.row as usize], r.reason.clone()))
                     .collect();
                 ctx.invalid(env, &env.batch, &rejected, "rejected")?;
-                let origins = mapped
-                    .derived_from
+                let keep = malformed_values(ctx, env, &part, mapped, &rejected)?;
+                let input_of = |out: usize| part.rows[mapped.derived_from[out] as usize];
+                let origins = keep
                     .iter()
-                    .map(|&d| {
+                    .map(|&out| {
                         env.origins
-                            .get(part.rows[d as usize] as usize)
+                            .get(input_of(out as usize) as usize)
                             .copied()
                             .unwrap_or(0)
                     })
                     .collect();
                 if let Ok(mapped) = part.result {
-                    forward.push((mapped.records, origins));
+                    let records = if keep.len() == mapped.records.len() {
+                        mapped.records
+                    } else {
+                        mapped.records.take(&keep)
+                    };
+                    forward.push((records, origins));
                 }
             }
             Err(e) => ctx.fail_part(env, &part, e)?,
         }
     }
     Ok(forward)
+}
+
+/// Dead-letters the input records from which a mapper derived malformed
+/// values (text not UTF-8, `json` not JSON: reason `malformed-output`, the
+/// detail naming the column and the problem) and returns the output records
+/// to forward: those neither malformed nor derived from such a record.
+/// Records the mapper also rejected are dead-lettered once, as rejected.
+fn malformed_values(
+    ctx: &StageCtx,
+    env: &Envelope,
+    part: &Part<ferry_host::Mapped>,
+    mapped: &ferry_host::Mapped,
+    rejected: &[(u32, String)],
+) -> Result<Vec<u32>, PipelineError> {
+    let all = || (0..mapped.records.len() as u32).collect();
+    let faults = mapped.records.value_faults();
+    if faults.is_empty() {
+        return Ok(all());
+    }
+    let input_of = |out: usize| part.rows[mapped.derived_from[out] as usize];
+    let mut bad_outputs = std::collections::HashSet::new();
+    let mut bad_inputs: std::collections::BTreeMap<u32, String> = Default::default();
+    for (out, why) in faults {
+        bad_outputs.insert(out);
+        let input = input_of(out);
+        if rejected.iter().any(|(r, _)| *r == input) {
+            continue;
+        }
+        let why = format!(
+            "output record {out} (key `{}`): {why}",
+            mapped.records.key(out)
+        );
+        bad_inputs
+            .entry(input)
+            .and_modify(|s| {
+                s.push_str("; ");
+                s.push_str(&why);
+            })
+            .or_insert_with(|| format!("the mapper's {why}"));
+    }
+    let letters: Vec<(u32, String)> = bad_inputs
+        .iter()
+        .map(|(r, why)| (*r, why.clone()))
+        .collect();
+    ctx.dead_letter(env, &env.batch, &letters, "malformed-output", part.attempts)?;
+    Ok((0..mapped.records.len())
+        .filter(|&out| !bad_outputs.contains(&out) && !bad_inputs.contains_key(&input_of(out)))
+        .map(|out| out as u32)
+        .collect())
 }
 
 fn validate_batch(
