@@ -359,6 +359,20 @@ mod tests {
     }
 
     #[test]
+    fn a_plugins_error_message_is_cut_when_it_becomes_a_call_error() {
+        let huge = "e".repeat(1 << 20);
+        for error in [
+            crate::PluginError::Fatal(huge.clone()),
+            crate::PluginError::Retryable(huge.clone()),
+            crate::PluginError::InvalidConfig(huge.clone()),
+        ] {
+            let text = crate::CallError::from(error).to_string();
+            assert!(text.len() <= MAX_MESSAGE_BYTES + 64, "{}", text.len());
+            assert!(text.contains("bytes cut]"));
+        }
+    }
+
+    #[test]
     fn a_flood_is_recorded_up_to_the_burst_then_counted_and_the_count_reported_at_the_end() {
         let sink = Arc::new(Recorder::default());
         let attempts = 10_000u64;
