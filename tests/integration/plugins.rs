@@ -6,6 +6,9 @@ use crate::support::Sandbox;
 
 use crate::support::file_pipeline as pipeline;
 
+// The hostile test programs' tests live with the attacks they try.
+pub use crate::hostile_engine::alias as test_hostile_alias;
+
 /// Runs a probe test program (a mapper that adds `result` to each record)
 /// over `lines` with the given grants; returns `id -> result`.
 fn run_probe(

@@ -84,6 +84,8 @@ pub struct HostState {
     pub(crate) stderr: MemoryOutputPipe,
     identity: Identity,
     audit: Option<Arc<dyn crate::AuditSink>>,
+    /// The grant `max_output_mb` in bytes, for fault messages.
+    pub(crate) max_output_bytes: usize,
 }
 
 impl HostState {
@@ -139,6 +141,7 @@ impl HostState {
             stderr,
             identity,
             audit: spec.audit.clone(),
+            max_output_bytes: spec.max_output_bytes,
         })
     }
 
