@@ -1,5 +1,6 @@
-//! Hostile plugins against the engine's per-call limits (issue 13, item 3):
-//! an answer or a host-call argument over `max_output_mb`.
+//! Hostile plugins against the engine's per-call limits (issue 13, items 3
+//! and 4): an answer or a host-call argument over `max_output_mb`, and a
+//! call blocked in the host past `timeout_ms`.
 //!
 //! Each test runs the `ferry` binary (built by `cargo build -p ferry-cli`)
 //! on a scratch pipeline `file -> hostile mapper -> file`, waits for it with
@@ -44,6 +45,17 @@ impl Run {
             out[i] = value.parse().expect("a number");
         }
         out
+    }
+
+    /// How many plugin instances the summary says were rebuilt.
+    fn rebuilds(&self) -> u64 {
+        self.stdout
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("plugin instances rebuilt after a trap: ")
+            })
+            .map_or(0, |n| n.trim().parse().expect("a number"))
     }
 }
 
@@ -133,6 +145,20 @@ fn hostile_pipeline(n: usize, batch: usize, wasm: &str, config: &str, grants: &s
     s
 }
 
+/// The component imports `wasi:io/poll` at an older 0.2.x version than
+/// the host links (0.2.12), so its test also proves that the deadline holds
+/// for interfaces linked by semver matching.
+fn assert_imports_older_wasi_io(wasm: &str) {
+    let out = crate::support::ferry(&["plugin", "inspect", wasm], std::path::Path::new("."))
+        .expect("ferry plugin inspect");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("wasi:io/poll@0.2.") && !out.stdout.contains("wasi:io/poll@0.2.12"),
+        "the test program should import wasi:io older than the host's 0.2.12:\n{}",
+        out.stdout
+    );
+}
+
 /// The run ended well, only `key` was dead-lettered (with `reason`, its
 /// detail containing `detail`), every other record was delivered, and the
 /// accounting adds up.
@@ -219,6 +245,85 @@ pub mod alias {
             "peak RSS {} KiB, over the bound of {} KiB",
             run.peak_rss_kib,
             RSS_BOUND_KIB
+        );
+    }
+}
+
+/// `test-hostile-sleep`: a plugin with no grant blocked in the host.
+pub mod sleep {
+    use super::*;
+    use crate::support::plugins::TEST_HOSTILE_SLEEP;
+
+    /// The whole run: 100 records in batches of 10 with `timeout_ms = 500`.
+    /// Isolating the record takes four or five calls that each end at the
+    /// deadline (10 -> 5 -> 3 -> 2 -> 1 records), 2-2.5 s, plus ferry's own
+    /// work (about 2.7 s in all, measured).
+    pub const RUN_BOUND: Duration = Duration::from_secs(10);
+
+    fn blocked_call_ends_at_its_deadline(config: &str, key: &str) {
+        assert_imports_older_wasi_io(TEST_HOSTILE_SLEEP);
+        let s = hostile_pipeline(100, 10, TEST_HOSTILE_SLEEP, config, "{ timeout_ms = 500 }");
+        // Killed (and failed) well before a day.
+        let run = run_bounded(&s, Duration::from_secs(90));
+        assert_only_dead_lettered(&s, &run, 100, key, "deadline", "ran past its time limit");
+        assert!(
+            run.rebuilds() >= 1,
+            "the instance was rebuilt:\n{}",
+            run.stdout
+        );
+        assert!(
+            run.elapsed < RUN_BOUND,
+            "the run took {:?}, over {RUN_BOUND:?}",
+            run.elapsed
+        );
+    }
+
+    #[test]
+    fn a_day_long_sleep_ends_at_the_call_deadline_and_only_its_record_is_dead_lettered() {
+        blocked_call_ends_at_its_deadline(r#"{ sleep_keys = ["k3"] }"#, "k3");
+    }
+
+    #[test]
+    fn a_poll_on_a_far_clock_ends_at_the_call_deadline() {
+        blocked_call_ends_at_its_deadline(r#"{ poll_keys = ["k57"] }"#, "k57");
+    }
+}
+
+/// `test-hostile-stall`: a socket read from a peer that never answers.
+pub mod stall {
+    use super::*;
+    use crate::support::plugins::TEST_HOSTILE_STALL;
+
+    #[test]
+    fn a_socket_read_from_a_silent_peer_ends_at_the_call_deadline() {
+        assert_imports_older_wasi_io(TEST_HOSTILE_STALL);
+        // A loopback peer that accepts and never writes; it holds every
+        // connection open until the test ends.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                match conn {
+                    Ok(c) => held.push(c),
+                    Err(_) => break,
+                }
+            }
+        });
+        let s = hostile_pipeline(
+            100,
+            10,
+            TEST_HOSTILE_STALL,
+            &format!(r#"{{ addr = "{addr}", stall_keys = ["k3"] }}"#),
+            &format!(r#"{{ timeout_ms = 500, network = ["tcp://{addr}"] }}"#),
+        );
+        let run = run_bounded(&s, Duration::from_secs(90));
+        assert_only_dead_lettered(&s, &run, 100, "k3", "deadline", "ran past its time limit");
+        assert!(run.rebuilds() >= 1, "{}", run.stdout);
+        assert!(
+            run.elapsed < super::sleep::RUN_BOUND,
+            "the run took {:?}",
+            run.elapsed
         );
     }
 }

@@ -2,10 +2,12 @@
 //! drop-and-rebuild cycle after a trap.
 //!
 //! Each call gets the stage's limits afresh: an epoch deadline (running
-//! code is interrupted at `timeout_ms`), the fuel budget if any, and the
-//! output cap, which is also the Store's hostcall fuel (set once per Store:
-//! wasmtime starts every copy out of the plugin, an answer or one host
-//! call's arguments, with that budget).
+//! code is interrupted at `timeout_ms`), the same deadline as an instant in
+//! the Store's data (host calls that wait give up at it: see
+//! `deadline.rs`), the fuel budget if any, and the output cap, which is
+//! also the Store's hostcall fuel (set once per Store: wasmtime starts
+//! every copy out of the plugin, an answer or one host call's arguments,
+//! with that budget).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use wasmtime::Store;
 
 use crate::bindings::{self, Batch, PluginError, Texts};
 use crate::component::{Component, PluginWorld};
+use crate::deadline::DeadlineReached;
 use crate::engine::EPOCH_TICK;
 use crate::error::{CallError, FaultKind, HostError};
 use crate::output::OutputSize;
@@ -317,6 +320,7 @@ impl<W: World> StageInstance<W> {
             self.refuel(&mut store);
             store.epoch_deadline_trap();
             store.set_epoch_deadline(self.deadline_ticks());
+            store.data_mut().set_call_timeout(Some(self.spec.timeout));
             let bindings = W::instantiate(&self.pre, &mut store).map_err(|e| {
                 BuildError::Host(HostError::Instantiate {
                     stage: self.spec.stage.clone(),
@@ -324,6 +328,7 @@ impl<W: World> StageInstance<W> {
                 })
             })?;
             store.set_epoch_deadline(self.deadline_ticks());
+            store.data_mut().set_call_timeout(Some(self.spec.timeout));
             self.refuel(&mut store);
             let opened = W::open(
                 &bindings,
@@ -331,6 +336,7 @@ impl<W: World> StageInstance<W> {
                 &self.spec.config,
                 self.resume_checkpoint.as_deref(),
             );
+            store.data_mut().set_call_timeout(None);
             match opened {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(BuildError::Call(e.into())),
@@ -377,6 +383,7 @@ impl<W: World> StageInstance<W> {
         f: impl FnOnce(&W::Bindings, &mut Store<HostState>) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, CallError> {
         let ticks = self.deadline_ticks();
+        let timeout = self.spec.timeout;
         let limit = self.spec.max_output_bytes;
         let fuel = self.fuel_per_call();
         let live = match self.ensure_live() {
@@ -385,8 +392,11 @@ impl<W: World> StageInstance<W> {
             Err(BuildError::Host(e)) => return Err(CallError::Fatal(e.to_string())),
         };
         live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().set_call_timeout(Some(timeout));
         refuel(&mut live.store, fuel);
-        match f(&live.bindings, &mut live.store) {
+        let result = f(&live.bindings, &mut live.store);
+        live.store.data_mut().set_call_timeout(None);
+        match result {
             Ok(Ok(r)) => {
                 let bytes = r.output_bytes();
                 if bytes > limit {
@@ -429,6 +439,8 @@ const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exh
 fn fault(trap: &wasmtime::Error, store: &Store<HostState>) -> CallError {
     let kind = if store.data().limiter.breached {
         FaultKind::Memory
+    } else if trap.downcast_ref::<DeadlineReached>().is_some() {
+        FaultKind::Deadline
     } else if trap
         .chain()
         .any(|e| e.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))

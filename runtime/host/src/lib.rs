@@ -17,6 +17,12 @@
 //!   trap (a bug, a breached limit) poisons a Store, so the instance drops it
 //!   and builds a fresh one from the `InstancePre` on the next call,
 //!   re-running the plugin's `open`.
+//! - The deadline (`timeout_ms`) holds wherever the call is: epoch
+//!   interruption stops running WebAssembly code, and the `wasi:io`
+//!   functions that wait (`poll`, `pollable.block`, the `blocking-*` stream
+//!   methods, stream drops) are shadowed by versions that give up at the
+//!   call's deadline, so a plugin sleeping or stuck on a silent peer is
+//!   stopped as a busy one is (fault `deadline`).
 //! - The output cap (`max_output_mb`) is also the Store's hostcall fuel:
 //!   wasmtime refuses to copy more than that out of the plugin in one go (an
 //!   answer, or the arguments of one host call) before the host allocates
@@ -40,6 +46,7 @@ pub mod batch;
 pub mod bindings;
 mod capability;
 mod component;
+mod deadline;
 mod engine;
 mod error;
 mod filesystem;
