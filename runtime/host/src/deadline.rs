@@ -29,6 +29,10 @@
 //! links; a component importing an older 0.2.x version is linked to the
 //! same definitions by semver matching, so it is covered too.
 //!
+//! The timer is tokio's, on the same ambient runtime wasmtime-wasi's own
+//! clocks already need (the caller's if there is one, which must then have
+//! its time driver enabled, as ferry's runtimes do; else wasmtime-wasi's).
+//!
 //! Waiting the host does on the plugin's behalf outside `wasi:io` has its
 //! own bound: SQL statements (the call's timeout), file operations (local
 //! disk I/O on a blocking thread).
