@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod dlq;
 mod host;
+mod hostile_engine;
 mod hostile_flood;
 mod hostile_json;
 mod manifest_errors;

@@ -6,6 +6,11 @@ use crate::support::Sandbox;
 
 use crate::support::file_pipeline as pipeline;
 
+// The hostile test programs' tests live with the attacks they try.
+pub use crate::hostile_engine::alias as test_hostile_alias;
+pub use crate::hostile_engine::sleep as test_hostile_sleep;
+pub use crate::hostile_engine::stall as test_hostile_stall;
+
 /// Runs a probe test program (a mapper that adds `result` to each record)
 /// over `lines` with the given grants; returns `id -> result`.
 fn run_probe(

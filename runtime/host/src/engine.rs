@@ -85,6 +85,11 @@ impl Flavor {
         // also reported to the audit log.
         crate::filesystem::add_audited_to_linker(&mut linker)
             .map_err(|e| HostError::Engine(format!("linking audited wasi:filesystem: {e}")))?;
+        // Blocking wasi:io calls (sleeps, polls, blocking stream reads and
+        // writes) end at the call's deadline, as running code does at its
+        // epoch deadline.
+        crate::deadline::add_bounded_io_to_linker(&mut linker)
+            .map_err(|e| HostError::Engine(format!("linking bounded wasi:io: {e}")))?;
         // Outgoing HTTP; every request goes through the plugin's allow-list
         // in its send hook (a component without a network grant that imports
         // wasi:http is refused before it runs).

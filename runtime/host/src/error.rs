@@ -81,6 +81,11 @@ pub enum FaultKind {
     Memory,
     /// The call used up its fuel budget (the `fuel` grant).
     Fuel,
+    /// The plugin handed the host more data in one go than its
+    /// `max_output_mb` grant allows: an answer, or the arguments of one host
+    /// call. Caught while the data is copied out of the plugin (wasmtime's
+    /// hostcall fuel), before the host holds more than the grant.
+    OutputSize,
 }
 
 impl FaultKind {
@@ -91,6 +96,7 @@ impl FaultKind {
             FaultKind::Deadline => "deadline",
             FaultKind::Memory => "memory",
             FaultKind::Fuel => "fuel",
+            FaultKind::OutputSize => "output-size",
         }
     }
 }
@@ -110,7 +116,7 @@ pub enum CallError {
     /// The call trapped; the instance's Store was dropped and will be rebuilt.
     #[error("{} in plugin: {message}", kind.as_str())]
     Fault {
-        /// Trap, deadline or memory.
+        /// Trap, deadline, memory, fuel or output size.
         kind: FaultKind,
         /// What happened, with the plugin's last stderr output if any.
         message: String,

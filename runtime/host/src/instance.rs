@@ -1,5 +1,13 @@
 //! One plugin instance for one pipeline stage: its Store, limits, and the
 //! drop-and-rebuild cycle after a trap.
+//!
+//! Each call gets the stage's limits afresh: an epoch deadline (running
+//! code is interrupted at `timeout_ms`), the same deadline as an instant in
+//! the Store's data (host calls that wait give up at it: see
+//! `deadline.rs`), the fuel budget if any, and the output cap, which is
+//! also the Store's hostcall fuel (set once per Store: wasmtime starts
+//! every copy out of the plugin, an answer or one host call's arguments,
+//! with that budget).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +16,7 @@ use wasmtime::Store;
 
 use crate::bindings::{self, Batch, PluginError, Texts};
 use crate::component::{Component, PluginWorld};
+use crate::deadline::DeadlineReached;
 use crate::engine::EPOCH_TICK;
 use crate::error::{CallError, FaultKind, HostError};
 use crate::output::OutputSize;
@@ -299,9 +308,15 @@ impl<W: World> StageInstance<W> {
                 HostState::new(self.identity.clone(), &self.spec).map_err(BuildError::Host)?;
             let mut store = Store::new(self.component_engine(), state);
             store.limiter(|s| &mut s.limiter);
+            // What one call may copy out of the plugin (its answer, or the
+            // arguments of one host call) follows its grant: wasmtime starts
+            // every such copy with this budget and traps when the data would
+            // exceed it, before allocating it on the host.
+            store.set_hostcall_fuel(self.spec.max_output_bytes);
             self.refuel(&mut store);
             store.epoch_deadline_trap();
             store.set_epoch_deadline(self.deadline_ticks());
+            store.data_mut().set_call_timeout(Some(self.spec.timeout));
             let bindings = W::instantiate(&self.pre, &mut store).map_err(|e| {
                 BuildError::Host(HostError::Instantiate {
                     stage: self.spec.stage.clone(),
@@ -309,6 +324,7 @@ impl<W: World> StageInstance<W> {
                 })
             })?;
             store.set_epoch_deadline(self.deadline_ticks());
+            store.data_mut().set_call_timeout(Some(self.spec.timeout));
             self.refuel(&mut store);
             let opened = W::open(
                 &bindings,
@@ -316,6 +332,7 @@ impl<W: World> StageInstance<W> {
                 &self.spec.config,
                 self.resume_checkpoint.as_deref(),
             );
+            store.data_mut().set_call_timeout(None);
             match opened {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(BuildError::Call(e.into())),
@@ -362,6 +379,7 @@ impl<W: World> StageInstance<W> {
         f: impl FnOnce(&W::Bindings, &mut Store<HostState>) -> wasmtime::Result<Result<R, PluginError>>,
     ) -> Result<R, CallError> {
         let ticks = self.deadline_ticks();
+        let timeout = self.spec.timeout;
         let limit = self.spec.max_output_bytes;
         let fuel = self.fuel_per_call();
         let live = match self.ensure_live() {
@@ -370,8 +388,11 @@ impl<W: World> StageInstance<W> {
             Err(BuildError::Host(e)) => return Err(CallError::Fatal(e.to_string())),
         };
         live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().set_call_timeout(Some(timeout));
         refuel(&mut live.store, fuel);
-        match f(&live.bindings, &mut live.store) {
+        let result = f(&live.bindings, &mut live.store);
+        live.store.data_mut().set_call_timeout(None);
+        match result {
             Ok(Ok(r)) => {
                 let bytes = r.output_bytes();
                 if bytes > limit {
@@ -406,9 +427,21 @@ enum BuildError {
     Call(CallError),
 }
 
+/// What wasmtime 48 says when a copy out of the plugin exceeds the Store's
+/// hostcall fuel (its error type is private, so the text is matched; the
+/// `hostile-alias` tests fail if a wasmtime upgrade changes it).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 fn fault(trap: &wasmtime::Error, store: &Store<HostState>) -> CallError {
     let kind = if store.data().limiter.breached {
         FaultKind::Memory
+    } else if trap.downcast_ref::<DeadlineReached>().is_some() {
+        FaultKind::Deadline
+    } else if trap
+        .chain()
+        .any(|e| e.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
+    {
+        FaultKind::OutputSize
     } else {
         match trap.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => FaultKind::Deadline,
@@ -419,6 +452,10 @@ fn fault(trap: &wasmtime::Error, store: &Store<HostState>) -> CallError {
     let mut message = match kind {
         FaultKind::Deadline => "the call ran past its time limit".to_string(),
         FaultKind::Fuel => "the call used up its fuel (grant `fuel`)".to_string(),
+        FaultKind::OutputSize => format!(
+            "the plugin handed the host data over its limit of {} MiB in one go (an answer, or the arguments of one host call; grant `max_output_mb`); give it smaller batches or raise the limit",
+            store.data().max_output_bytes / (1024 * 1024)
+        ),
         _ => {
             let text = format!("{trap:#}");
             text.lines().take(3).collect::<Vec<_>>().join("; ")

@@ -13,9 +13,20 @@
 //!   interfaces it exports and the interfaces it imports, linked once into an
 //!   `InstancePre`.
 //! - [`StageInstance`]: one plugin instance for one pipeline stage, with its
-//!   own `Store`, memory limit and per-call deadline. A trap (a bug, a breached
-//!   limit) poisons a Store, so the instance drops it and builds a fresh one
-//!   from the `InstancePre` on the next call, re-running the plugin's `open`.
+//!   own `Store`, memory limit, per-call deadline and per-call output cap. A
+//!   trap (a bug, a breached limit) poisons a Store, so the instance drops it
+//!   and builds a fresh one from the `InstancePre` on the next call,
+//!   re-running the plugin's `open`.
+//! - The deadline (`timeout_ms`) holds wherever the call is: epoch
+//!   interruption stops running WebAssembly code, and the `wasi:io`
+//!   functions that wait (`poll`, `pollable.block`, the `blocking-*` stream
+//!   methods, stream drops) are shadowed by versions that give up at the
+//!   call's deadline, so a plugin sleeping or stuck on a silent peer is
+//!   stopped as a busy one is (fault `deadline`).
+//! - The output cap (`max_output_mb`) is also the Store's hostcall fuel:
+//!   wasmtime refuses to copy more than that out of the plugin in one go (an
+//!   answer, or the arguments of one host call) before the host allocates
+//!   it (fault `output-size`); answers are measured again once copied.
 //! - [`batch`]: helpers over the columnar `Batch` type of the WIT contract:
 //!   checking a batch a plugin returned, taking rows, reading values, turning
 //!   a row into JSON for the dead-letter store.
@@ -37,6 +48,7 @@ pub mod batch;
 pub mod bindings;
 mod capability;
 mod component;
+mod deadline;
 mod engine;
 mod error;
 mod filesystem;

@@ -2,13 +2,15 @@
 //! output cap (`max_output_mb`).
 //!
 //! What a plugin returns is copied out of its linear memory when the call
-//! returns, so the copy can never be larger than a small multiple of the
-//! plugin's memory limit (the contract's lists are flat: a `string` or
-//! `list` header takes 8 bytes in the plugin and 24 on the host). The cap
-//! then keeps an answer that fits in the plugin's memory from entering the
-//! pipeline's buffers when it is larger than the stage should ever produce:
-//! such an answer is dropped at once and the call fails with
-//! `output-size`.
+//! returns. The copy is not bounded by the plugin's memory limit: the lists
+//! of an answer may all point at the same bytes (60 columns over one 16 MiB
+//! buffer copy to 960 MiB). So the cap is enforced twice: while copying, by
+//! the Store's hostcall fuel, which the instance sets to the same number of
+//! bytes (wasmtime counts each list and string it copies, at its host size,
+//! and traps before allocating past the budget: fault `output-size`); and
+//! once copied, by this measure, which keeps an answer larger than the stage
+//! should ever produce out of the pipeline's buffers: such an answer is
+//! dropped at once and the call fails with `output-size`.
 
 use crate::bindings::resolver::exports::ferry::plugin::resolver::{Resolution, Resolutions};
 use crate::bindings::{Batch, Column, RecordIssue, Texts, Values};

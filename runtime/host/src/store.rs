@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -108,6 +109,10 @@ pub struct HostState {
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
     identity: Identity,
+    /// When the call in progress must end; `None` between calls.
+    call_deadline: Option<Instant>,
+    /// The grant `max_output_mb` in bytes, for fault messages.
+    pub(crate) max_output_bytes: usize,
 }
 
 impl HostState {
@@ -153,7 +158,30 @@ impl HostState {
             },
             stderr,
             identity,
+            call_deadline: None,
+            max_output_bytes: spec.max_output_bytes,
         })
+    }
+
+    /// Starts a call that must end within `timeout` (`None`: ends the call).
+    /// Set by the instance before every call into the plugin.
+    pub(crate) fn set_call_timeout(&mut self, timeout: Option<Duration>) {
+        self.call_deadline = timeout.map(|t| Instant::now() + t);
+    }
+
+    /// When the call in progress must end (its `timeout_ms` from its start);
+    /// `None` between calls.
+    pub(crate) fn call_deadline(&self) -> Option<Instant> {
+        self.call_deadline
+    }
+
+    /// How long the call in progress may still run: zero once its deadline
+    /// has passed, `None` between calls. Whatever the host does on the
+    /// plugin's behalf that can wait must wait no longer than this (the
+    /// `wasi:io` shadows of [`crate::deadline`] do).
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.call_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// Logs a run-time denial and records it in the audit log, capped and
@@ -244,5 +272,31 @@ impl host::Host for HostState {
                 tracing::error!(target: "plugin", pipeline = p, stage = s, digest = d, "{message}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remaining_time_counts_down_from_the_call_start_and_stops_at_zero() {
+        let spec = crate::InstanceSpec::new("p", "s");
+        let identity = Identity {
+            pipeline: Arc::from("p"),
+            stage: Arc::from("s"),
+            digest: Arc::from("d"),
+        };
+        let mut state = HostState::new(identity, &spec).unwrap();
+        assert_eq!(state.remaining(), None, "no bound between calls");
+        state.set_call_timeout(Some(Duration::from_secs(60)));
+        let left = state.remaining().unwrap();
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
+        assert!(state.call_deadline().unwrap() > Instant::now());
+        state.set_call_timeout(Some(Duration::ZERO));
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(state.remaining(), Some(Duration::ZERO));
+        state.set_call_timeout(None);
+        assert_eq!(state.remaining(), None);
     }
 }
