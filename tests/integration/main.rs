@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod dlq;
 mod host;
+mod hostile_sql;
 mod manifest_errors;
 mod pg_cdc;
 mod pipeline;

@@ -1561,3 +1561,9 @@ pub mod sqlite {}
 /// The `postgres` connector: its table source and sink pipelines are in
 /// `sql_sync.rs`; `mode = "cdc"` is `ferry_postgres_cdc`'s.
 pub mod postgres {}
+
+// Issue 13's SQL attacks live in hostile_sql.rs.
+pub use crate::hostile_sql::begin as test_hostile_sql_begin;
+pub use crate::hostile_sql::escape as test_hostile_sql_escape;
+pub use crate::hostile_sql::hold as test_hostile_sql_hold;
+pub use crate::hostile_sql::huge_result as test_hostile_sql_huge_result;
