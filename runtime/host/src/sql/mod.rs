@@ -902,6 +902,7 @@ impl SqlTransaction {
         &mut self,
         sql: Option<&str>,
         f: impl FnOnce(&mut TxBackend, SqlLimits) -> Result<T, SqlError>,
+        done: Option<TxState>,
     ) -> Result<T, SqlError> {
         let shared = &*self.shared;
         let mut inner = lock(&shared.inner);
@@ -915,6 +916,9 @@ impl SqlTransaction {
         if result.is_err() {
             inner.backend.abort();
             shared.set_state(&mut inner, TxState::Aborted);
+        } else if let Some(state) = done {
+            // Under the same lock: the reaper never sees it half finished.
+            shared.set_state(&mut inner, state);
         }
         result
     }
@@ -926,7 +930,11 @@ impl SqlTransaction {
         params: Vec<SqlValue>,
         timeout: Duration,
     ) -> Result<SqlRows, SqlError> {
-        self.run(Some(sql), |b, limits| b.query(sql, params, timeout, limits))
+        self.run(
+            Some(sql),
+            |b, limits| b.query(sql, params, timeout, limits),
+            None,
+        )
     }
 
     /// Runs a statement; returns the number of rows it changed.
@@ -936,9 +944,11 @@ impl SqlTransaction {
         params: Vec<SqlValue>,
         timeout: Duration,
     ) -> Result<u64, SqlError> {
-        self.run(Some(sql), |b, limits| {
-            b.execute(sql, params, timeout, limits)
-        })
+        self.run(
+            Some(sql),
+            |b, limits| b.execute(sql, params, timeout, limits),
+            None,
+        )
     }
 
     /// Runs one statement once per parameter list: prepared once, and on
@@ -950,18 +960,17 @@ impl SqlTransaction {
         params: Vec<Vec<SqlValue>>,
         timeout: Duration,
     ) -> Result<u64, SqlError> {
-        self.run(Some(sql), |b, limits| {
-            b.execute_many(sql, params, timeout, limits)
-        })
+        self.run(
+            Some(sql),
+            |b, limits| b.execute_many(sql, params, timeout, limits),
+            None,
+        )
     }
 
     /// Commits. Afterwards every method fails with "transaction already
     /// finished". A failed commit leaves the transaction rolled back.
     pub fn commit(&mut self, timeout: Duration) -> Result<(), SqlError> {
-        self.run(None, |b, _| b.commit(timeout))?;
-        let shared = &*self.shared;
-        shared.set_state(&mut lock(&shared.inner), TxState::Committed);
-        Ok(())
+        self.run(None, |b, _| b.commit(timeout), Some(TxState::Committed))
     }
 
     /// Rolls back. `Ok` too when a failed statement, or the host at the
