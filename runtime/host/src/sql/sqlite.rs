@@ -840,3 +840,45 @@ impl SqliteTransaction {
         self.conn = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second guard alone: with the authorizer taken off, an `ATTACH`
+    /// still fails on `SQLITE_LIMIT_ATTACHED`, and `load_extension()` on
+    /// SQLite's own default (extension loading off).
+    #[test]
+    fn without_the_authorizer_attach_and_load_extension_still_fail() {
+        let dir = std::env::temp_dir().join(format!("ferry-sqlite-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pool = SqlitePool {
+            name: "local".into(),
+            path: dir.join("db.sqlite"),
+            max: 1,
+            state: Mutex::new(PoolState::default()),
+            available: Condvar::new(),
+        };
+        let conn = pool.open().unwrap();
+        assert_eq!(conn.db.limit(Limit::SQLITE_LIMIT_ATTACHED).unwrap(), 0);
+        conn.db
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let other = dir.join("other.sqlite").display().to_string();
+        let err = conn
+            .db
+            .execute("ATTACH DATABASE ?1 AS o", [&other])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("too many attached databases"),
+            "{err}"
+        );
+        let err = conn
+            .db
+            .query_row("SELECT load_extension('/nonexistent.so')", [], |_| Ok(()))
+            .unwrap_err();
+        assert!(err.to_string().contains("not authorized"), "{err}");
+        assert!(!dir.join("other.sqlite").exists());
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
