@@ -16,6 +16,7 @@ mod host;
 mod hostile_engine;
 mod hostile_flood;
 mod hostile_json;
+mod hostile_sql;
 mod manifest_errors;
 mod pg_cdc;
 mod pipeline;

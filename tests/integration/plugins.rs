@@ -1569,3 +1569,8 @@ pub mod postgres {}
 
 pub use crate::hostile_flood::flood as test_hostile_flood;
 pub use crate::hostile_json::json as test_hostile_json;
+// The SQL attacks' tests live in hostile_sql.rs.
+pub use crate::hostile_sql::begin as test_hostile_sql_begin;
+pub use crate::hostile_sql::escape as test_hostile_sql_escape;
+pub use crate::hostile_sql::hold as test_hostile_sql_hold;
+pub use crate::hostile_sql::huge_result as test_hostile_sql_huge_result;

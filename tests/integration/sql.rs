@@ -25,6 +25,7 @@ fn spec_for(url: String, pool_size: u32) -> ConnectionSpec {
         tls: Tls::Disable,
         ca_file: None,
         pool_size,
+        transaction_timeout: ferry_host::sql::DEFAULT_TRANSACTION_TIMEOUT,
     }
 }
 
@@ -908,6 +909,7 @@ fn sqlite_values_round_trip() {
         tls: Tls::Disable,
         ca_file: None,
         pool_size: 2,
+        transaction_timeout: ferry_host::sql::DEFAULT_TRANSACTION_TIMEOUT,
     };
     let hub = SqlHub::new();
     hub.execute(
@@ -1005,5 +1007,184 @@ fn sqlite_values_round_trip() {
             .unwrap()
             .rows[0][0],
         SqlValue::Int(1002)
+    );
+}
+
+/// Issue 13, item 2: a `BEGIN` the text check does not see (nested
+/// comments, `\r` ending a `--` comment, an empty statement first) leaves
+/// no transaction open on the pooled connection: the host finds it, rolls
+/// it back and denies the call; the next INSERT on the pool's only
+/// connection is committed as acknowledged, and the connection is kept.
+#[test]
+fn postgres_a_hidden_begin_is_rolled_back_and_denied() {
+    let (server, db, spec) = fresh("sql_hidden_begin", 1);
+    server.psql(&db, "CREATE TABLE t (id int)");
+    let hub = SqlHub::new();
+    let pid = |hub: &SqlHub| {
+        hub.query(&spec, "SELECT pg_backend_pid()", vec![], T)
+            .unwrap()
+            .rows[0][0]
+            .clone()
+    };
+    let first = pid(&hub);
+    let hidden = [
+        "/* /* */ */ BEGIN",
+        "-- x\rBEGIN",
+        ";BEGIN",
+        "/* /* */ */ START TRANSACTION",
+    ];
+    for (i, sql) in hidden.iter().enumerate() {
+        for via_query in [false, true] {
+            let err = if via_query {
+                hub.query(&spec, sql, vec![], T).unwrap_err()
+            } else {
+                hub.execute(&spec, sql, vec![], T).unwrap_err()
+            };
+            assert_eq!(err.kind, SqlErrorKind::Denied, "{sql:?}: {err}");
+            assert!(err.message.contains("left a transaction open"), "{err}");
+        }
+        assert_eq!(
+            hub.execute(
+                &spec,
+                "INSERT INTO t VALUES ($1)",
+                vec![SqlValue::Int(i as i64)],
+                T
+            )
+            .unwrap(),
+            1
+        );
+    }
+    assert_eq!(
+        server.psql(&db, "SELECT count(*) FROM t").trim(),
+        hidden.len().to_string()
+    );
+    assert_eq!(pid(&hub), first, "the rolled-back connection is kept");
+    // A session setting can fake neither answer of the probe.
+    hub.execute(&spec, "SET ferry.in_block = 'x'", vec![], T)
+        .unwrap();
+    hub.execute(&spec, "INSERT INTO t VALUES (100)", vec![], T)
+        .unwrap();
+    assert_eq!(
+        server.psql(&db, "SELECT count(*) FROM t").trim(),
+        (hidden.len() + 1).to_string()
+    );
+}
+
+/// Issue 13, item 3 (SQL half): rows are counted as they stream in; past
+/// the limit the statement is cancelled, its connection closed, and the
+/// call fails naming the limit; the pool serves the next call. A row
+/// larger than the limit on its own is refused too (after it arrived).
+#[test]
+fn postgres_results_are_bounded_by_the_plugins_limit() {
+    let (server, db, spec) = fresh("sql_huge", 1);
+    let hub = SqlHub::new();
+    let limits = ferry_host::sql::SqlLimits {
+        max_result_bytes: 1 << 20,
+    };
+    let pid = |hub: &SqlHub| {
+        hub.query(&spec, "SELECT pg_backend_pid()", vec![], T)
+            .unwrap()
+            .rows[0][0]
+            .clone()
+    };
+    let first = pid(&hub);
+    let start = Instant::now();
+    // Streamed: a set-returning function in the select list yields rows as
+    // they are made (one in FROM would be materialized first).
+    let endless = "SELECT generate_series(1, 100000000) AS g, repeat('x', 10000)";
+    let err = hub
+        .query_with(&spec, endless, vec![], T, limits)
+        .unwrap_err();
+    assert_eq!(err.kind, SqlErrorKind::Failed, "{err}");
+    assert!(
+        err.message
+            .starts_with("connection `pg`: the result is larger than 1 MiB")
+            && err.message.contains("max_output_mb")
+            && err.message.contains("LIMIT"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_ne!(pid(&hub), first, "the cancelled connection is replaced");
+    let running: i64 = server
+        .client(&db)
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 100000000)%' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(running, 0, "the statement was cancelled");
+    let err = hub
+        .query_with(&spec, "SELECT repeat('x', 2000000)", vec![], T, limits)
+        .unwrap_err();
+    assert!(err.message.contains("larger than 1 MiB"), "{err}");
+    let mut tx = hub
+        .begin_with(&spec, Isolation::ReadCommitted, true, T, limits)
+        .unwrap();
+    let err = tx.query(endless, vec![], T).unwrap_err();
+    assert!(err.message.contains("larger than 1 MiB"), "{err}");
+    assert!(!tx.is_open());
+    drop(tx);
+    let fits = hub
+        .query_with(
+            &spec,
+            "SELECT repeat('x', 1000) FROM generate_series(1, 100)",
+            vec![],
+            T,
+            limits,
+        )
+        .unwrap();
+    assert_eq!(fits.rows.len(), 100);
+}
+
+/// Issue 13, item 2: a transaction held past `transaction_timeout` is
+/// rolled back on the server and its connection given back while its
+/// holder does nothing.
+#[test]
+fn postgres_a_transaction_held_too_long_is_rolled_back() {
+    let (server, db, spec) = fresh("sql_held", 1);
+    let spec = ConnectionSpec {
+        transaction_timeout: Duration::from_millis(300),
+        ..spec
+    };
+    server.psql(&db, "CREATE TABLE t (id int)");
+    let hub = SqlHub::new();
+    let mut held = hub
+        .begin(&spec, Isolation::ReadCommitted, false, T)
+        .unwrap();
+    held.execute("INSERT INTO t VALUES (1)", vec![], T).unwrap();
+    let start = Instant::now();
+    let rows = hub
+        .query(
+            &spec,
+            "SELECT count(*) FROM t",
+            vec![],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Int(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let err = held
+        .execute("INSERT INTO t VALUES (2)", vec![], T)
+        .unwrap_err();
+    assert!(err.message.contains("transaction_timeout_ms"), "{err}");
+    assert_eq!(
+        server
+            .psql(
+                &db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%'"
+            )
+            .trim(),
+        "0"
     );
 }

@@ -69,6 +69,7 @@ fn sqlite_spec(path: &Path) -> ConnectionSpec {
         tls: Tls::Disable,
         ca_file: None,
         pool_size: 1,
+        transaction_timeout: ferry_host::sql::DEFAULT_TRANSACTION_TIMEOUT,
     }
 }
 
@@ -926,6 +927,7 @@ mod statements {
             tls: Tls::Disable,
             ca_file: None,
             pool_size: 2,
+            transaction_timeout: ferry_host::sql::DEFAULT_TRANSACTION_TIMEOUT,
         };
         let config: SinkConfig = ferry_plugin::config::parse(config).unwrap();
         TableSink::open(

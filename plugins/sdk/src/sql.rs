@@ -16,8 +16,11 @@
 //!
 //! A [`SqlError`] converts into a [`PluginError`] with `?`: `retryable`
 //! stays retryable (the host calls again later), `denied` becomes
-//! `invalid-config` (the manifest must grant the connection), anything else
-//! is `fatal`.
+//! `invalid-config` (the manifest must grant the connection; `denied` also
+//! answers what plugins may not do with a granted one: an SQLite `ATTACH`
+//! or a pragma outside the schema-reading ones, a transaction left open by
+//! a statement, more open transactions than the connection's `pool`),
+//! anything else is `fatal`.
 
 use crate::PluginError;
 

@@ -11,6 +11,15 @@
 //! A statement may block the calling thread on the network. Epoch deadlines
 //! only interrupt WebAssembly code, so every call carries the plugin's call
 //! timeout down to the driver, which cancels the statement when it passes.
+//!
+//! What a plugin may do with a granted connection is bounded here too:
+//! results by its `max_output_mb` grant ([`SqlLimits`], applied inside the
+//! backend while rows are read), open transactions by the connection's
+//! `pool` (the next `begin` is denied rather than left waiting for a
+//! connection the plugin itself holds). Every `denied` answer, whether for a
+//! name not granted or for a statement the backend refused (an SQLite
+//! `ATTACH`, a transaction left open), is logged and audited (capability
+//! `sql`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,7 +27,10 @@ use std::time::Duration;
 use wasmtime::component::Resource;
 
 use crate::bindings::common::ferry::plugin::sql as wit;
-use crate::sql::{ConnectionSpec, Dialect, Isolation, SqlError, SqlErrorKind, SqlHub, SqlValue};
+use crate::sql::{
+    ConnectionSpec, Dialect, Isolation, SqlError, SqlErrorKind, SqlHub, SqlLimits, SqlValue,
+    TxWatch,
+};
 use crate::store::HostState;
 
 /// The process's SQL connections: one pool per connection, shared by every
@@ -34,16 +46,34 @@ pub struct Transaction {
     connection: String,
 }
 
-/// What a Store knows of SQL: the connections granted and the call timeout.
+/// What a Store knows of SQL: the connections granted, the call timeout,
+/// the result limit, and the transactions the plugin holds.
 #[derive(Clone)]
 pub(crate) struct SqlAccess {
     granted: Vec<ConnectionSpec>,
     timeout: Duration,
+    limits: SqlLimits,
+    /// The plugin's transactions still holding a connection (pruned at
+    /// each `begin`), with their connection's name.
+    held: Vec<(String, TxWatch)>,
 }
 
 impl SqlAccess {
-    pub(crate) fn new(granted: Vec<ConnectionSpec>, timeout: Duration) -> Self {
-        SqlAccess { granted, timeout }
+    /// `max_output_bytes` is the plugin's `max_output_mb` grant: no result
+    /// larger than what the plugin may answer crosses back to it.
+    pub(crate) fn new(
+        granted: Vec<ConnectionSpec>,
+        timeout: Duration,
+        max_output_bytes: usize,
+    ) -> Self {
+        SqlAccess {
+            granted,
+            timeout,
+            limits: SqlLimits {
+                max_result_bytes: max_output_bytes,
+            },
+            held: Vec::new(),
+        }
     }
 }
 
@@ -144,6 +174,24 @@ impl HostState {
         })
     }
 
+    /// The error a plugin gets for `e`; a `denied` one (a statement the
+    /// backend refused) is logged and audited like a refused name.
+    fn sql_error(&self, action: &str, connection: &str, e: SqlError) -> wit::SqlError {
+        if e.kind == SqlErrorKind::Denied {
+            let prefix = format!("connection `{connection}`: ");
+            self.report_denial(crate::Denial {
+                capability: "sql",
+                target: format!("{action} on connection `{connection}`"),
+                reason: e
+                    .message
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&e.message)
+                    .to_owned(),
+            });
+        }
+        error(e)
+    }
+
     /// The transaction behind the plugin's handle. The bindings type the
     /// handle with their own placeholder; the table holds ours at the same
     /// index.
@@ -155,6 +203,24 @@ impl HostState {
         self.table
             .get_mut(&ours)
             .map_err(|e| failed(format!("unknown transaction: {e}")))
+    }
+
+    /// Runs `f` on the transaction behind `tx`; a `denied` error is audited.
+    fn in_transaction<T>(
+        &mut self,
+        tx: &Resource<wit::Transaction>,
+        action: &str,
+        f: impl FnOnce(&mut crate::sql::SqlTransaction, Duration) -> Result<T, SqlError>,
+    ) -> Result<T, wit::SqlError> {
+        let timeout = self.sql.timeout;
+        let tx = self.transaction(tx)?;
+        match f(&mut tx.inner, timeout) {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let connection = tx.connection.clone();
+                Err(self.sql_error(action, &connection, e))
+            }
+        }
     }
 }
 
@@ -175,9 +241,15 @@ impl wit::Host for HostState {
     ) -> Result<wit::Rows, wit::SqlError> {
         let spec = self.connection(&connection, "query")?;
         hub()
-            .query(spec, &statement, params(values), self.sql.timeout)
+            .query_with(
+                spec,
+                &statement,
+                params(values),
+                self.sql.timeout,
+                self.sql.limits,
+            )
             .map(rows)
-            .map_err(error)
+            .map_err(|e| self.sql_error("query", &connection, e))
     }
 
     fn execute(
@@ -188,8 +260,14 @@ impl wit::Host for HostState {
     ) -> Result<u64, wit::SqlError> {
         let spec = self.connection(&connection, "execute")?;
         hub()
-            .execute(spec, &statement, params(values), self.sql.timeout)
-            .map_err(error)
+            .execute_with(
+                spec,
+                &statement,
+                params(values),
+                self.sql.timeout,
+                self.sql.limits,
+            )
+            .map_err(|e| self.sql_error("execute", &connection, e))
     }
 
     fn begin(
@@ -198,7 +276,7 @@ impl wit::Host for HostState {
         isolation: Option<String>,
         read_only: bool,
     ) -> Result<Resource<wit::Transaction>, wit::SqlError> {
-        let spec = self.connection(&connection, "begin")?;
+        let spec = self.connection(&connection, "begin")?.clone();
         let isolation = match isolation.as_deref() {
             None | Some("read-committed") => Isolation::ReadCommitted,
             Some("repeatable-read") => Isolation::RepeatableRead,
@@ -209,13 +287,50 @@ impl wit::Host for HostState {
                 )));
             }
         };
+        // Each open transaction holds one of the pool's connections: one
+        // more than the pool would wait for a connection the plugin itself
+        // holds.
+        self.sql.held.retain(|(_, watch)| watch.holds_connection());
+        let holding = self
+            .sql
+            .held
+            .iter()
+            .filter(|(name, _)| *name == connection)
+            .count();
+        let pool = spec.max_connections();
+        if holding >= pool {
+            let e = SqlError::new(
+                SqlErrorKind::Denied,
+                &connection,
+                format!(
+                    "this plugin already holds {holding} open transaction{} on it, as many as \
+                     the connection's pool (`pool = {pool}`): commit, roll back or drop one \
+                     before beginning another",
+                    if holding == 1 { "" } else { "s" }
+                ),
+            );
+            return Err(self.sql_error("begin", &connection, e));
+        }
         let inner = hub()
-            .begin(spec, isolation, read_only, self.sql.timeout)
-            .map_err(error)?;
-        self.table
-            .push(Transaction { inner, connection })
+            .begin_with(
+                &spec,
+                isolation,
+                read_only,
+                self.sql.timeout,
+                self.sql.limits,
+            )
+            .map_err(|e| self.sql_error("begin", &connection, e))?;
+        let watch = inner.watch();
+        let handle = self
+            .table
+            .push(Transaction {
+                inner,
+                connection: connection.clone(),
+            })
             .map(|ours| Resource::new_own(ours.rep()))
-            .map_err(|e| failed(format!("too many open transactions: {e}")))
+            .map_err(|e| failed(format!("too many open transactions: {e}")))?;
+        self.sql.held.push((connection, watch));
+        Ok(handle)
     }
 }
 
@@ -226,12 +341,10 @@ impl wit::HostTransaction for HostState {
         statement: String,
         values: Vec<wit::Value>,
     ) -> Result<wit::Rows, wit::SqlError> {
-        let timeout = self.sql.timeout;
-        let tx = self.transaction(&tx)?;
-        tx.inner
-            .query(&statement, params(values), timeout)
-            .map(rows)
-            .map_err(error)
+        self.in_transaction(&tx, "query", |tx, timeout| {
+            tx.query(&statement, params(values), timeout)
+        })
+        .map(rows)
     }
 
     fn execute(
@@ -240,11 +353,9 @@ impl wit::HostTransaction for HostState {
         statement: String,
         values: Vec<wit::Value>,
     ) -> Result<u64, wit::SqlError> {
-        let timeout = self.sql.timeout;
-        let tx = self.transaction(&tx)?;
-        tx.inner
-            .execute(&statement, params(values), timeout)
-            .map_err(error)
+        self.in_transaction(&tx, "execute", |tx, timeout| {
+            tx.execute(&statement, params(values), timeout)
+        })
     }
 
     fn execute_many(
@@ -253,24 +364,18 @@ impl wit::HostTransaction for HostState {
         statement: String,
         values: Vec<Vec<wit::Value>>,
     ) -> Result<u64, wit::SqlError> {
-        let timeout = self.sql.timeout;
-        let tx = self.transaction(&tx)?;
         let values = values.into_iter().map(params).collect();
-        tx.inner
-            .execute_many(&statement, values, timeout)
-            .map_err(error)
+        self.in_transaction(&tx, "execute-many", |tx, timeout| {
+            tx.execute_many(&statement, values, timeout)
+        })
     }
 
     fn commit(&mut self, tx: Resource<wit::Transaction>) -> Result<(), wit::SqlError> {
-        let timeout = self.sql.timeout;
-        let tx = self.transaction(&tx)?;
-        tx.inner.commit(timeout).map_err(error)
+        self.in_transaction(&tx, "commit", |tx, timeout| tx.commit(timeout))
     }
 
     fn rollback(&mut self, tx: Resource<wit::Transaction>) -> Result<(), wit::SqlError> {
-        let timeout = self.sql.timeout;
-        let tx = self.transaction(&tx)?;
-        tx.inner.rollback(timeout).map_err(error)
+        self.in_transaction(&tx, "rollback", |tx, timeout| tx.rollback(timeout))
     }
 
     fn drop(&mut self, tx: Resource<wit::Transaction>) -> wasmtime::Result<()> {

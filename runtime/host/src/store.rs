@@ -151,7 +151,11 @@ impl HostState {
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_hooks,
             table: ResourceTable::new(),
-            sql: crate::sql_host::SqlAccess::new(spec.sql.clone(), spec.timeout),
+            sql: crate::sql_host::SqlAccess::new(
+                spec.sql.clone(),
+                spec.timeout,
+                spec.max_output_bytes,
+            ),
             limiter: Limiter {
                 max_memory: memory_bytes,
                 breached: false,

@@ -354,8 +354,13 @@ pub struct Connection {
     /// resolved against the manifest's folder; `None` for the bundled web
     /// roots.
     pub ca_file: Option<PathBuf>,
-    /// Most connections open at once (1 to 64; default 4).
+    /// Most connections open at once (1 to 64; default 4); also the most
+    /// transactions one plugin may hold open on it.
     pub pool: u32,
+    /// How long a plugin's transaction may stay open before the host rolls
+    /// it back and takes its connection back (100 ms to 24 h; default
+    /// 30,000 ms).
+    pub transaction_timeout_ms: u32,
     /// The `[connections.<name>]` table in the manifest.
     pub span: Span,
     /// The `url` value.

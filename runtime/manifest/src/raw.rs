@@ -50,6 +50,7 @@ pub(crate) struct RawConnection {
     pub tls: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
     pub pool: Option<Spanned<i64>>,
+    pub transaction_timeout_ms: Option<Spanned<i64>>,
 }
 
 /// `[plugins.<name>]`

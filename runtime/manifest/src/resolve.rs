@@ -378,6 +378,13 @@ pub(crate) fn resolve_connection(
         Some(path) => relative_path(cx, path, "ca_file", dir).map(Some),
     };
     let pool = setting(cx, raw.pool.as_ref(), "pool", 1..=64, 4);
+    let transaction_timeout_ms = setting(
+        cx,
+        raw.transaction_timeout_ms.as_ref(),
+        "transaction_timeout_ms",
+        100..=86_400_000,
+        30_000,
+    );
     let password_env = match &raw.password_env {
         None => Some(None),
         Some(var) => {
@@ -414,6 +421,7 @@ pub(crate) fn resolve_connection(
         tls: tls?,
         ca_file: ca_file?,
         pool: u32::try_from(pool?).ok()?,
+        transaction_timeout_ms: u32::try_from(transaction_timeout_ms?).ok()?,
         span: header,
         url_span,
     })

@@ -956,7 +956,9 @@ fn with_sql_grant(connections: &str, grant: &str) -> String {
 fn connections_are_read_and_granted_by_name() {
     use crate::{ConnectionTarget, TlsMode};
     let text = with_sql_grant(
-        &format!("{OPS}[connections.warehouse]\nurl = \"sqlite:wh/warehouse.db\"\n"),
+        &format!(
+            "{OPS}[connections.warehouse]\nurl = \"sqlite:wh/warehouse.db\"\ntransaction_timeout_ms = 5000\n"
+        ),
         "\"ops\", \"warehouse\"",
     );
     let m = ok(&text);
@@ -969,6 +971,7 @@ fn connections_are_read_and_granted_by_name() {
     assert_eq!(ops.tls, TlsMode::VerifyFull);
     assert_eq!(ops.ca_file, Some(PathBuf::from("m/certs/ca.pem")));
     assert_eq!(ops.pool, 8);
+    assert_eq!(ops.transaction_timeout_ms, 30_000);
     let wh = &m.connections["warehouse"];
     assert_eq!(
         wh.target,
@@ -976,6 +979,7 @@ fn connections_are_read_and_granted_by_name() {
     );
     assert_eq!(wh.tls, TlsMode::Disable);
     assert_eq!(wh.pool, 4);
+    assert_eq!(wh.transaction_timeout_ms, 5_000);
     let names: Vec<&str> = m.plugins["crm"]
         .grants
         .sql
@@ -1078,7 +1082,7 @@ fn the_debug_of_a_connection_never_shows_a_password() {
 #[test]
 fn bad_connection_settings_are_each_reported() {
     let all = messages(&with_sql_grant(
-        "[connections.ops]\nurl = \"mysql://db/ops\"\ntls = \"verify\"\npool = 0\n[connections.wh]\nurl = \"sqlite:wh.db\"\ntls = \"require\"\n",
+        "[connections.ops]\nurl = \"mysql://db/ops\"\ntls = \"verify\"\npool = 0\ntransaction_timeout_ms = 10\n[connections.wh]\nurl = \"sqlite:wh.db\"\ntls = \"require\"\n",
         "\"ops\"",
     ));
     assert_eq!(
@@ -1087,6 +1091,7 @@ fn bad_connection_settings_are_each_reported() {
             "connection `ops`: `mysql://db/ops` is not a PostgreSQL or SQLite URL",
             "unknown TLS mode `verify`",
             "`pool` must be between 1 and 64, found 0",
+            "`transaction_timeout_ms` must be between 100 and 86400000, found 10",
             "connection `wh`: `password_env`, `tls` and `ca_file` apply to PostgreSQL only",
         ]
     );

@@ -502,6 +502,9 @@ pub fn connection_spec(connection: &Connection) -> ConnectionSpec {
         },
         ca_file: connection.ca_file.clone(),
         pool_size: connection.pool,
+        transaction_timeout: std::time::Duration::from_millis(u64::from(
+            connection.transaction_timeout_ms,
+        )),
     }
 }
 

@@ -12,12 +12,35 @@
 //!   [`guarded`], which at the deadline sends the server a cancel request and
 //!   waits (a bounded time) for the statement to end, so the connection stays
 //!   in a known state.
+//!
+//! A call outside a transaction must give its connection back outside a
+//! transaction block whatever its text was (a `BEGIN` behind a nested
+//! comment passes the text check): right behind the statement, in the same
+//! flight, go two simple queries ([`pipelined_probe`]) that set a
+//! transaction-local setting to a fresh random value and read it back. The
+//! value survives to the second query only inside a transaction block, so
+//! the answer is exact and costs no round trip. When it cannot run (a
+//! timeout, a failed probe), [`sequential_probe`] asks afterwards. A
+//! connection found inside a block is rolled back (or dropped) and the call
+//! denied.
+//!
+//! Query results are read as a stream ([`read_rows`]) and counted against
+//! the plugin's [`SqlLimits`] before each row is decoded; past the limit the
+//! statement is cancelled and the connection closed (a cancel request
+//! arrives when the server gets to it, and must not hit a later statement
+//! on a reused connection). tokio-postgres has no cap on one protocol
+//! message: a single row arrives whole before it can be counted, so one row
+//! can take what the server sends in one `DataRow` (PostgreSQL caps a field
+//! at 1 GB); everything else is bounded by the limit.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use std::hash::BuildHasher;
+use std::pin::Pin;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
@@ -26,13 +49,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, Row, Statement};
+use tokio_postgres::{Client, Config, RowStream, SimpleQueryMessage, Statement};
 
 use super::pg_types::{self, BindError, Param, Raw};
 use super::tls::{self, MakeRustls};
 use super::{
-    ConnectionSpec, Isolation, SqlColumn, SqlError, SqlErrorKind, SqlRows, SqlValue, Tls,
-    deadline_after, lock,
+    ConnectionSpec, Isolation, SqlColumn, SqlError, SqlErrorKind, SqlLimits, SqlRows, SqlValue,
+    Tls, deadline_after, lock,
 };
 
 /// How long a timed-out statement gets to end after its cancel request
@@ -157,10 +180,15 @@ impl PgHub {
         sql: &str,
         params: Vec<SqlValue>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<SqlRows, SqlError> {
         let sql = sql.to_owned();
         self.with_pooled(spec, timeout, move |mut conn, deadline| async move {
-            conn.query(&sql, &params, deadline, timeout).await
+            let probe = conn.ready_probe(deadline).await;
+            let (result, probed) = conn
+                .query(&sql, &params, deadline, timeout, limits, probe)
+                .await;
+            conn.after_autocommit(result, probed).await
         })
     }
 
@@ -173,7 +201,9 @@ impl PgHub {
     ) -> Result<u64, SqlError> {
         let sql = sql.to_owned();
         self.with_pooled(spec, timeout, move |mut conn, deadline| async move {
-            conn.execute(&sql, &params, deadline, timeout).await
+            let probe = conn.ready_probe(deadline).await;
+            let (result, probed) = conn.execute(&sql, &params, deadline, timeout, probe).await;
+            conn.after_autocommit(result, probed).await
         })
     }
 
@@ -211,7 +241,7 @@ struct PgPool {
     tls: MakeRustls,
     max: usize,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<(Client, Option<ProbeStatements>)>>,
 }
 
 impl PgPool {
@@ -275,16 +305,17 @@ impl PgPool {
         let idle = loop {
             let next = lock(&self.idle).pop();
             match next {
-                Some(client) if client.is_closed() => continue,
+                Some((client, _)) if client.is_closed() => continue,
                 other => break other,
             }
         };
-        let client = match idle {
-            Some(client) => client,
-            None => self.connect(deadline, timeout).await?,
+        let (client, probe) = match idle {
+            Some(idle) => idle,
+            None => (self.connect(deadline, timeout).await?, None),
         };
         Ok(Pooled {
             client: Some(client),
+            probe,
             broken: false,
             in_txn: false,
             pool: self,
@@ -317,6 +348,8 @@ impl PgPool {
 /// still inside a transaction.
 pub(super) struct Pooled {
     client: Option<Client>,
+    /// The pipelined probe's statements, prepared on this connection.
+    probe: Option<ProbeStatements>,
     broken: bool,
     in_txn: bool,
     pool: Arc<PgPool>,
@@ -330,15 +363,15 @@ impl Drop for Pooled {
             && !self.in_txn
             && !client.is_closed()
         {
-            lock(&self.pool.idle).push(client);
+            lock(&self.pool.idle).push((client, self.probe.take()));
         }
         // The permit is released after this, so a waiter finds the client.
     }
 }
 
 /// How a guarded statement ended.
-enum Outcome<T> {
-    Done(Result<T, tokio_postgres::Error>),
+enum Outcome<T, E = tokio_postgres::Error> {
+    Done(Result<T, E>),
     /// The deadline passed; `stuck` when the statement did not end after
     /// its cancel request either.
     TimedOut {
@@ -346,14 +379,25 @@ enum Outcome<T> {
     },
 }
 
+/// An error that may be the server's answer to our cancel request.
+trait MaybeCancelled {
+    fn cancelled(&self) -> bool;
+}
+
+impl MaybeCancelled for tokio_postgres::Error {
+    fn cancelled(&self) -> bool {
+        self.code() == Some(&SqlState::QUERY_CANCELED)
+    }
+}
+
 /// Runs `fut` until `deadline`; then cancels it on the server and waits a
 /// bounded time for it to end.
-async fn guarded<T>(
+async fn guarded<T, E: MaybeCancelled>(
     client: &Client,
     tls: &MakeRustls,
     deadline: Instant,
-    fut: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Outcome<T> {
+    fut: impl Future<Output = Result<T, E>>,
+) -> Outcome<T, E> {
     let mut fut = std::pin::pin!(fut);
     tokio::select! {
         biased;
@@ -362,14 +406,119 @@ async fn guarded<T>(
             let token = client.cancel_token();
             let _ = tokio::time::timeout(CANCEL_GRACE, token.cancel_query(tls.clone())).await;
             match tokio::time::timeout(CANCEL_GRACE, fut).await {
-                Ok(Err(e)) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
-                    Outcome::TimedOut { stuck: false }
-                }
+                Ok(Err(e)) if e.cancelled() => Outcome::TimedOut { stuck: false },
                 // It finished (or failed otherwise) before the cancel landed.
                 Ok(result) => Outcome::Done(result),
                 Err(_) => Outcome::TimedOut { stuck: true },
             }
         }
+    }
+}
+
+/// What is known of a connection's transaction status after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probed {
+    /// The statement never reached the server (it failed to prepare, or a
+    /// check refused it): the status is what it was before.
+    NotRun,
+    /// It ran and the pipelined probe did not answer.
+    Unknown,
+    /// The probe's answer: `true` inside a transaction block.
+    Inside(bool),
+}
+
+/// A statement's error, with what the probe sent behind it said.
+struct ProbedError {
+    error: tokio_postgres::Error,
+    probed: Probed,
+}
+
+impl MaybeCancelled for ProbedError {
+    fn cancelled(&self) -> bool {
+        self.error.cancelled()
+    }
+}
+
+/// The transaction-local setting the pipelined probe writes and reads.
+const PROBE_SETTING: &str = "ferry.in_block";
+
+/// A value no plugin can guess (so none can fake an answer by setting it
+/// for its session).
+fn probe_nonce() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{:016x}",
+        std::collections::hash_map::RandomState::new().hash_one(n)
+    )
+}
+
+/// The first value of the first row of a simple query's answer.
+fn first_value(messages: &[SimpleQueryMessage]) -> Option<&str> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0),
+        _ => None,
+    })
+}
+
+/// The two statements of the pipelined probe, prepared once per
+/// connection: the first sets [`PROBE_SETTING`] for the current
+/// transaction, the second reads it.
+type ProbeStatements = (Statement, Statement);
+
+async fn prepare_probe(client: &Client) -> Result<ProbeStatements, tokio_postgres::Error> {
+    let set = client
+        .prepare(&format!("SELECT set_config('{PROBE_SETTING}', $1, true)"))
+        .await?;
+    let get = client
+        .prepare(&format!(
+            "SELECT current_setting('{PROBE_SETTING}', true) IS NOT DISTINCT FROM $1"
+        ))
+        .await?;
+    Ok((set, get))
+}
+
+/// The two probe statements, sent right behind a statement in the same
+/// flight with a fresh value. Outside a block each runs in a transaction
+/// of its own and the value is gone by the second; inside one it is still
+/// there. `true`: inside a block.
+async fn pipelined_probe(
+    client: &Client,
+    (set, get): &ProbeStatements,
+) -> Result<bool, tokio_postgres::Error> {
+    let nonce = probe_nonce();
+    let params: [&(dyn ToSql + Sync); 1] = [&nonce];
+    let (set, get) = tokio::join!(client.execute(set, &params), client.query_one(get, &params));
+    set?;
+    get?.try_get(0)
+}
+
+/// The probe as a round trip of its own, for when the pipelined one could
+/// not answer: inside a block the transaction started before this
+/// statement, so the two timestamps differ. `true`: inside a block.
+async fn sequential_probe(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    let answer = client
+        .simple_query("SELECT transaction_timestamp() <> statement_timestamp()")
+        .await?;
+    Ok(first_value(&answer) == Some("t"))
+}
+
+/// Runs `statement`, and with `probe` the pipelined probe right behind it.
+async fn with_probe<T>(
+    client: &Client,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    probe: Option<&ProbeStatements>,
+) -> Result<(T, Probed), ProbedError> {
+    let (result, probed) = match probe {
+        Some(probe) => {
+            let (result, probed) = tokio::join!(statement, pipelined_probe(client, probe));
+            (result, probed.map_or(Probed::Unknown, Probed::Inside))
+        }
+        None => (statement.await, Probed::Unknown),
+    };
+    match result {
+        Ok(value) => Ok((value, probed)),
+        Err(error) => Err(ProbedError { error, probed }),
     }
 }
 
@@ -402,16 +551,106 @@ impl Pooled {
     fn settle<T>(&mut self, outcome: Outcome<T>, timeout: Duration) -> Result<T, SqlError> {
         match outcome {
             Outcome::Done(Ok(value)) => Ok(value),
-            Outcome::Done(Err(e)) => {
-                let (err, broken) = convert_error(self.name(), &e);
-                self.broken |= broken;
-                Err(err)
-            }
+            Outcome::Done(Err(e)) => Err(self.failed(&e)),
             Outcome::TimedOut { stuck } => {
                 self.broken |= stuck;
                 Err(SqlError::timed_out(self.name(), timeout))
             }
         }
+    }
+
+    /// [`Pooled::settle`] for a statement with the probe behind it.
+    fn settle_probed<T>(
+        &mut self,
+        outcome: Outcome<(T, Probed), ProbedError>,
+        timeout: Duration,
+    ) -> (Result<T, SqlError>, Probed) {
+        match outcome {
+            Outcome::Done(Ok((value, probed))) => (Ok(value), probed),
+            Outcome::Done(Err(e)) => (Err(self.failed(&e.error)), e.probed),
+            Outcome::TimedOut { stuck } => {
+                self.broken |= stuck;
+                (
+                    Err(SqlError::timed_out(self.name(), timeout)),
+                    Probed::Unknown,
+                )
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &tokio_postgres::Error) -> SqlError {
+        let (err, broken) = convert_error(self.name(), e);
+        self.broken |= broken;
+        err
+    }
+
+    /// Prepares the pipelined probe's statements on this connection if it
+    /// has none yet (once per connection); `true` when they are ready. A
+    /// failure leaves the call to the sequential probe.
+    async fn ready_probe(&mut self, deadline: Instant) -> bool {
+        if self.probe.is_none()
+            && let Some(client) = self.client.as_ref()
+            && let Ok(Ok(probe)) =
+                tokio::time::timeout_at(deadline.into(), prepare_probe(client)).await
+        {
+            self.probe = Some(probe);
+        }
+        self.probe.is_some()
+    }
+
+    /// After a call outside a transaction: the connection goes back to the
+    /// pool only outside a transaction block. One found inside (a `BEGIN`
+    /// the text check missed) is rolled back, or dropped, and the call is
+    /// denied whatever it returned.
+    async fn after_autocommit<T>(
+        &mut self,
+        result: Result<T, SqlError>,
+        probed: Probed,
+    ) -> Result<T, SqlError> {
+        if self.broken {
+            return result;
+        }
+        let inside = match probed {
+            Probed::NotRun => return result,
+            Probed::Inside(inside) => inside,
+            Probed::Unknown => {
+                // Prepared again next time (a `DEALLOCATE ALL` drops them).
+                self.probe = None;
+                let answer = match self.client() {
+                    Ok(client) => {
+                        tokio::time::timeout(CANCEL_GRACE, sequential_probe(client)).await
+                    }
+                    Err(_) => return result,
+                };
+                match answer {
+                    Ok(Ok(inside)) => inside,
+                    // Unknown: never reuse it (closing it rolls back).
+                    _ => {
+                        self.broken = true;
+                        return result;
+                    }
+                }
+            }
+        };
+        if !inside {
+            return result;
+        }
+        let rolled_back = match self.client() {
+            Ok(client) => tokio::time::timeout(CANCEL_GRACE, client.batch_execute("ROLLBACK"))
+                .await
+                .is_ok_and(|r| r.is_ok()),
+            Err(_) => false,
+        };
+        if !rolled_back {
+            self.broken = true;
+        }
+        Err(SqlError::denied(
+            self.name(),
+            "the statement left a transaction open (a `BEGIN` the host's check of the \
+             statement's text did not see, such as one behind a nested comment); the host \
+             rolled it back. Plugins may not start transactions with statements: use the \
+             interface's `begin`, `commit` and `rollback`",
+        ))
     }
 
     async fn prepare(
@@ -430,27 +669,55 @@ impl Pooled {
         Ok(stmt)
     }
 
+    /// Runs a query and reads its rows as they arrive, within
+    /// `limits`; with `probe`, the pipelined probe goes right behind it.
     async fn query(
         &mut self,
         sql: &str,
         params: &[SqlValue],
         deadline: Instant,
         timeout: Duration,
-    ) -> Result<SqlRows, SqlError> {
-        let stmt = self.prepare(sql, params.len(), deadline, timeout).await?;
+        limits: SqlLimits,
+        probe: bool,
+    ) -> (Result<SqlRows, SqlError>, Probed) {
+        let stmt = match self.prepare(sql, params.len(), deadline, timeout).await {
+            Ok(stmt) => stmt,
+            Err(e) => return (Err(e), Probed::NotRun),
+        };
         for column in stmt.columns() {
             if !pg_types::readable(column.type_()) {
-                return Err(unreadable(self.name(), column.name(), column.type_()));
+                return (
+                    Err(unreadable(self.name(), column.name(), column.type_())),
+                    Probed::NotRun,
+                );
             }
         }
         let outcome = {
-            let client = self.client()?;
+            let client = match self.client() {
+                Ok(client) => client,
+                Err(e) => return (Err(e), Probed::NotRun),
+            };
+            let tls = &self.pool.tls;
+            let name = self.pool.name.as_str();
             let params = params_of(params);
             let refs = refs(&params);
-            guarded(client, &self.pool.tls, deadline, client.query(&stmt, &refs)).await
+            let statement = async {
+                let stream = client.query_raw(&stmt, refs.iter().copied()).await?;
+                read_rows(client, tls, stream, &stmt, name, limits.max_result_bytes).await
+            };
+            let probe = self.probe.as_ref().filter(|_| probe);
+            guarded(client, tls, deadline, with_probe(client, statement, probe)).await
         };
-        let rows = self.settle(outcome, timeout)?;
-        decode_rows(self.name(), &stmt, &rows)
+        let (read, probed) = self.settle_probed(outcome, timeout);
+        let result = match read {
+            Ok(Read::Rows(rows)) => Ok(rows),
+            Ok(Read::Refused { error, reusable }) => {
+                self.broken |= !reusable;
+                Err(error)
+            }
+            Err(e) => Err(e),
+        };
+        (result, probed)
     }
 
     async fn execute(
@@ -459,21 +726,30 @@ impl Pooled {
         params: &[SqlValue],
         deadline: Instant,
         timeout: Duration,
-    ) -> Result<u64, SqlError> {
-        let stmt = self.prepare(sql, params.len(), deadline, timeout).await?;
+        probe: bool,
+    ) -> (Result<u64, SqlError>, Probed) {
+        let stmt = match self.prepare(sql, params.len(), deadline, timeout).await {
+            Ok(stmt) => stmt,
+            Err(e) => return (Err(e), Probed::NotRun),
+        };
         let outcome = {
-            let client = self.client()?;
+            let client = match self.client() {
+                Ok(client) => client,
+                Err(e) => return (Err(e), Probed::NotRun),
+            };
             let params = params_of(params);
             let refs = refs(&params);
+            let statement = client.execute(&stmt, &refs);
+            let probe = self.probe.as_ref().filter(|_| probe);
             guarded(
                 client,
                 &self.pool.tls,
                 deadline,
-                client.execute(&stmt, &refs),
+                with_probe(client, statement, probe),
             )
             .await
         };
-        self.settle(outcome, timeout)
+        self.settle_probed(outcome, timeout)
     }
 
     async fn execute_many(
@@ -589,7 +865,28 @@ fn unreadable(name: &str, column: &str, ty: &tokio_postgres::types::Type) -> Sql
     )
 }
 
-fn decode_rows(name: &str, stmt: &Statement, rows: &[Row]) -> Result<SqlRows, SqlError> {
+/// What reading a result came to.
+enum Read {
+    Rows(SqlRows),
+    /// Reading stopped: the rows outgrew the limit, or a value could not be
+    /// decoded. `reusable`: the rest of the result was read and no cancel
+    /// request is on its way, so the connection may serve again.
+    Refused {
+        error: SqlError,
+        reusable: bool,
+    },
+}
+
+/// Reads a result's rows as they arrive. Each row is counted against
+/// `max_bytes` before it is decoded; past it the statement is cancelled.
+async fn read_rows(
+    client: &Client,
+    tls: &MakeRustls,
+    stream: RowStream,
+    stmt: &Statement,
+    name: &str,
+    max_bytes: usize,
+) -> Result<Read, tokio_postgres::Error> {
     let columns = stmt
         .columns()
         .iter()
@@ -598,18 +895,84 @@ fn decode_rows(name: &str, stmt: &Statement, rows: &[Row]) -> Result<SqlRows, Sq
             type_name: c.type_().name().to_owned(),
         })
         .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut values = Vec::with_capacity(row.len());
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    let mut used = 0_usize;
+    while let Some(row) = stream.next().await {
+        let row = row?;
+        used = used.saturating_add(SqlLimits::ROW_COST);
+        let mut raws = Vec::with_capacity(row.len());
+        let mut bad = None;
         for (i, column) in row.columns().iter().enumerate() {
-            let bad =
-                |e: String| SqlError::failed(name, format!("column `{}`: {e}", column.name()));
-            let raw: Raw<'_> = row.try_get(i).map_err(|e| bad(e.to_string()))?;
-            values.push(pg_types::decode(column.type_(), raw.0).map_err(bad)?);
+            match row.try_get::<_, Raw<'_>>(i) {
+                Ok(raw) => {
+                    used = used.saturating_add(SqlLimits::value_cost(raw.0.map_or(0, <[u8]>::len)));
+                    raws.push(raw.0);
+                }
+                Err(e) => {
+                    bad = Some(SqlError::failed(
+                        name,
+                        format!("column `{}`: {e}", column.name()),
+                    ));
+                    break;
+                }
+            }
+        }
+        if used > max_bytes {
+            // The connection is not reused after the cancel: a cancel request
+            // lands when the server gets to it, and it could hit a later
+            // statement on the same connection once this one has ended.
+            stop_reading(client, tls, stream.as_mut(), true).await;
+            return Ok(Read::Refused {
+                error: SqlError::result_too_large(name, max_bytes),
+                reusable: false,
+            });
+        }
+        let mut values = Vec::with_capacity(raws.len());
+        if bad.is_none() {
+            for (raw, column) in raws.into_iter().zip(row.columns()) {
+                match pg_types::decode(column.type_(), raw) {
+                    Ok(value) => values.push(value),
+                    Err(e) => {
+                        bad = Some(SqlError::failed(
+                            name,
+                            format!("column `{}`: {e}", column.name()),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(error) = bad {
+            let reusable = stop_reading(client, tls, stream.as_mut(), false).await;
+            return Ok(Read::Refused { error, reusable });
         }
         out.push(values);
     }
-    Ok(SqlRows { columns, rows: out })
+    Ok(Read::Rows(SqlRows { columns, rows: out }))
+}
+
+/// Stops reading a result: cancels the statement on the server when
+/// `cancel`, then reads what is left, dropping it. `false` when the result
+/// did not end within [`CANCEL_GRACE`].
+async fn stop_reading(
+    client: &Client,
+    tls: &MakeRustls,
+    mut stream: Pin<&mut RowStream>,
+    cancel: bool,
+) -> bool {
+    if cancel {
+        let token = client.cancel_token();
+        let _ = tokio::time::timeout(CANCEL_GRACE, token.cancel_query(tls.clone())).await;
+    }
+    let rest = async {
+        while let Some(row) = stream.next().await {
+            if row.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(CANCEL_GRACE, rest).await.is_ok()
 }
 
 /// The kind of a PostgreSQL SQLSTATE.
@@ -704,10 +1067,13 @@ impl PgTransaction {
         sql: &str,
         params: Vec<SqlValue>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<SqlRows, SqlError> {
         let sql = sql.to_owned();
         self.with_conn(timeout, move |mut conn, deadline| async move {
-            let result = conn.query(&sql, &params, deadline, timeout).await;
+            let (result, _) = conn
+                .query(&sql, &params, deadline, timeout, limits, false)
+                .await;
             (conn, result)
         })
     }
@@ -720,7 +1086,7 @@ impl PgTransaction {
     ) -> Result<u64, SqlError> {
         let sql = sql.to_owned();
         self.with_conn(timeout, move |mut conn, deadline| async move {
-            let result = conn.execute(&sql, &params, deadline, timeout).await;
+            let (result, _) = conn.execute(&sql, &params, deadline, timeout, false).await;
             (conn, result)
         })
     }
@@ -797,9 +1163,16 @@ mod tests {
             tls: Tls::Disable,
             ca_file: None,
             pool_size: 2,
+            transaction_timeout: super::super::DEFAULT_TRANSACTION_TIMEOUT,
         };
         let err = hub
-            .query(&spec, "SELECT 1", vec![], Duration::from_secs(1))
+            .query(
+                &spec,
+                "SELECT 1",
+                vec![],
+                Duration::from_secs(1),
+                SqlLimits::default(),
+            )
             .unwrap_err();
         assert_eq!(err.kind, SqlErrorKind::Failed);
         assert!(

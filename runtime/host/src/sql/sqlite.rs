@@ -4,24 +4,189 @@
 //! waiting on a condition variable when all are leased. Each call sets the
 //! connection's `busy_timeout` to what is left of its timeout and installs a
 //! progress handler that interrupts the statement at the deadline.
+//!
+//! Every connection is opened hardened for plugins ([`SqlitePool::open`]):
+//! an authorizer refuses `ATTACH` (which `VACUUM INTO` and `VACUUM` run
+//! too), `DETACH`, `load_extension()` and every `PRAGMA` outside
+//! [`ALLOWED_PRAGMAS`] (the host's own `PRAGMA query_only` passes only
+//! while the host runs it); `SQLITE_LIMIT_ATTACHED` is 0 as a second guard;
+//! `SQLITE_DBCONFIG_DEFENSIVE` is on; extension loading stays off (rusqlite
+//! is built without its `load_extension` feature, so nothing turns it on).
+//! A refusal fails the call as [`SqlErrorKind::Denied`] saying what was
+//! refused. Each call also sets `SQLITE_LIMIT_LENGTH` from the plugin's
+//! [`SqlLimits`], and a query stops stepping once its rows outgrow them.
+//! A call outside a transaction that leaves the connection inside one (a
+//! `BEGIN` hidden from the text check) is rolled back and denied.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, Statement, ffi};
 
 use super::time::format_rfc3339_micros;
 use super::{
-    ConnectionSpec, SqlColumn, SqlError, SqlErrorKind, SqlRows, SqlValue, deadline_after, lock,
+    ConnectionSpec, SqlColumn, SqlError, SqlErrorKind, SqlLimits, SqlRows, SqlValue,
+    deadline_after, human_bytes, lock,
 };
 
 /// How many SQLite VM instructions run between two deadline checks.
 const PROGRESS_OPS: i32 = 1000;
 /// The timeout of the rollback that a dropped or failed transaction runs.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite's own ceiling for `SQLITE_LIMIT_LENGTH` (`SQLITE_MAX_LENGTH`).
+const MAX_LENGTH: usize = 1_000_000_000;
+/// The pragmas a plugin may run, as statements or as table-valued
+/// functions (`pragma_table_xinfo('t')`): reading a table's shape. The
+/// shipped connectors use `table_xinfo`, `index_list` and `index_info`.
+pub(crate) const ALLOWED_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+];
+/// The longest file name quoted in a refusal.
+const MAX_QUOTED: usize = 200;
+
+/// What the authorizer of one connection refused, and whether the host
+/// (not a plugin) is running a statement.
+#[derive(Default)]
+struct Guard {
+    refused: Mutex<Option<String>>,
+    host: AtomicBool,
+}
+
+/// `text`, cut to [`MAX_QUOTED`] bytes.
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_QUOTED {
+        return text.to_owned();
+    }
+    let mut cut = MAX_QUOTED;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
+}
+
+/// The refusal of an `ATTACH` of `filename` (`None` when the name comes
+/// from a parameter or an expression, unknown while the statement is
+/// prepared).
+fn attach_refused(filename: Option<&str>) -> String {
+    format!(
+        "attaching a database file{} is refused (`ATTACH`, `VACUUM INTO` and `VACUUM` attach \
+         one): plugins may use only the database of their connection",
+        filename.map_or_else(
+            || " (named by an expression)".to_owned(),
+            |f| {
+                if f.is_empty() {
+                    " (a temporary one)".to_owned()
+                } else {
+                    format!(" (`{}`)", clip(f))
+                }
+            }
+        )
+    )
+}
+
+/// The authorizer: what a plugin's statement may do on its connection.
+/// rusqlite hands an action over as `Unknown` when an argument is absent
+/// or not UTF-8 (`ATTACH ?1`, whose file name is not known while the
+/// statement is prepared): those are refused too.
+fn authorize(guard: &Guard, ctx: &AuthContext<'_>) -> Authorization {
+    let refused = match ctx.action {
+        AuthAction::Attach { filename } => attach_refused(Some(filename)),
+        AuthAction::Detach { database_name } => format!(
+            "`DETACH {}` is refused: plugins may not attach or detach databases",
+            clip(database_name)
+        ),
+        AuthAction::Pragma { pragma_name, .. } => {
+            let allowed = ALLOWED_PRAGMAS
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(pragma_name))
+                || (pragma_name.eq_ignore_ascii_case("query_only")
+                    && guard.host.load(Ordering::Acquire));
+            if allowed {
+                return Authorization::Allow;
+            }
+            format!(
+                "`PRAGMA {}` is refused: plugins may run only the pragmas {} (also as \
+                 table-valued functions, `pragma_table_xinfo('t')`)",
+                clip(pragma_name),
+                ALLOWED_PRAGMAS.join(", ")
+            )
+        }
+        AuthAction::Function { function_name }
+            if function_name.eq_ignore_ascii_case("load_extension") =>
+        {
+            "`load_extension()` is refused: plugins may not load SQLite extensions".to_owned()
+        }
+        AuthAction::Unknown { code, arg1, .. } if code == ffi::SQLITE_ATTACH => {
+            attach_refused(arg1)
+        }
+        AuthAction::Unknown { code, .. } if code == ffi::SQLITE_DETACH => {
+            "`DETACH` is refused: plugins may not attach or detach databases".to_owned()
+        }
+        AuthAction::Unknown { code, .. } if code == ffi::SQLITE_PRAGMA => format!(
+            "this `PRAGMA` is refused: plugins may run only the pragmas {}",
+            ALLOWED_PRAGMAS.join(", ")
+        ),
+        _ => return Authorization::Allow,
+    };
+    let mut slot = lock(&guard.refused);
+    if slot.is_none() {
+        *slot = Some(refused);
+    }
+    Authorization::Deny
+}
+
+/// A pooled connection and its authorizer's state.
+struct Conn {
+    db: Connection,
+    guard: Arc<Guard>,
+}
+
+/// Why a call's closure failed.
+enum Fail {
+    Sqlite(rusqlite::Error),
+    /// The rows outgrew the plugin's result limit.
+    TooLarge,
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Fail {
+        Fail::Sqlite(e)
+    }
+}
+
+/// The bytes a call's parameters bring: what the statement may build
+/// beyond the result limit (an `INSERT` of a large value).
+fn param_bytes(params: &[SqlValue]) -> usize {
+    params
+        .iter()
+        .map(|v| match v {
+            SqlValue::Text(t) | SqlValue::Json(t) => t.len(),
+            SqlValue::Bytes(b) => b.len(),
+            _ => 8,
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// The `SQLITE_LIMIT_LENGTH` of a call: the result limit plus the bytes of
+/// its parameters, within SQLite's own ceiling.
+fn length_limit(limits: SqlLimits, params: usize) -> usize {
+    limits
+        .max_result_bytes
+        .saturating_add(params)
+        .clamp(1, MAX_LENGTH)
+}
 
 /// The SQLite half of the hub.
 #[derive(Default)]
@@ -72,10 +237,15 @@ impl SqliteHub {
         sql: &str,
         params: Vec<SqlValue>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<SqlRows, SqlError> {
         let deadline = deadline_after(timeout);
         let mut conn = self.pool(spec)?.acquire(deadline, timeout)?;
-        conn.call(deadline, timeout, |c| query(c, sql, &params))
+        let length = length_limit(limits, param_bytes(&params));
+        let result = conn.call(deadline, timeout, Some(length), limits, |c| {
+            query(c, sql, &params, limits.max_result_bytes)
+        });
+        conn.check_autocommit(result)
     }
 
     pub(super) fn execute(
@@ -84,10 +254,15 @@ impl SqliteHub {
         sql: &str,
         params: Vec<SqlValue>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<u64, SqlError> {
         let deadline = deadline_after(timeout);
         let mut conn = self.pool(spec)?.acquire(deadline, timeout)?;
-        conn.call(deadline, timeout, |c| execute(c, sql, &params))
+        let length = length_limit(limits, param_bytes(&params));
+        let result = conn.call(deadline, timeout, Some(length), limits, |c| {
+            Ok(execute(c, sql, &params)?)
+        });
+        conn.check_autocommit(result)
     }
 
     pub(super) fn begin(
@@ -105,7 +280,7 @@ impl SqliteHub {
         } else {
             "BEGIN IMMEDIATE"
         };
-        conn.call(deadline, timeout, |c| c.execute_batch(begin))?;
+        conn.host_call(deadline, timeout, begin)?;
         Ok(SqliteTransaction {
             name: spec.name.clone(),
             conn: Some(conn),
@@ -115,7 +290,7 @@ impl SqliteHub {
 
 #[derive(Default)]
 struct PoolState {
-    idle: Vec<Connection>,
+    idle: Vec<Conn>,
     /// Connections open, idle or leased.
     open: usize,
 }
@@ -166,8 +341,9 @@ impl SqlitePool {
         }
     }
 
-    fn open(&self) -> Result<Connection, SqlError> {
-        let conn = Connection::open(&self.path).map_err(|e| {
+    /// Opens a connection hardened for plugins (see the module's doc).
+    fn open(&self) -> Result<Conn, SqlError> {
+        let fail = |e: rusqlite::Error| {
             let mut err = convert_error(&self.name, &e, Duration::ZERO);
             err.message = format!(
                 "connection `{}`: cannot open SQLite database {}: {}",
@@ -176,12 +352,20 @@ impl SqlitePool {
                 e
             );
             err
-        })?;
-        conn.set_prepared_statement_cache_capacity(32);
-        Ok(conn)
+        };
+        let db = Connection::open(&self.path).map_err(fail)?;
+        db.set_prepared_statement_cache_capacity(32);
+        db.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(fail)?;
+        db.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(fail)?;
+        let guard = Arc::new(Guard::default());
+        let seen = guard.clone();
+        db.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&seen, &ctx)));
+        Ok(Conn { db, guard })
     }
 
-    fn lease(self: Arc<Self>, conn: Connection) -> Leased {
+    fn lease(self: Arc<Self>, conn: Conn) -> Leased {
         Leased {
             conn: Some(conn),
             pool: self,
@@ -194,7 +378,7 @@ impl SqlitePool {
 
 /// A connection leased from a pool; given back on drop.
 struct Leased {
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     pool: Arc<SqlitePool>,
     broken: bool,
     in_txn: bool,
@@ -202,54 +386,137 @@ struct Leased {
 }
 
 impl Leased {
-    /// Runs `f` with the busy timeout and the deadline set.
+    /// Runs a plugin's statement(s) in `f` with the busy timeout, the
+    /// deadline and (when given) `SQLITE_LIMIT_LENGTH` set; a refusal of
+    /// the authorizer comes back as [`SqlErrorKind::Denied`].
     fn call<T>(
         &mut self,
         deadline: Instant,
         timeout: Duration,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        length: Option<usize>,
+        limits: SqlLimits,
+        f: impl FnOnce(&Connection) -> Result<T, Fail>,
     ) -> Result<T, SqlError> {
         let name = &self.pool.name;
         let Some(conn) = self.conn.as_ref() else {
             return Err(SqlError::failed(name, "the connection is gone"));
         };
+        let c = &conn.db;
         let left = deadline.saturating_duration_since(Instant::now());
-        if let Err(e) = conn.busy_timeout(left) {
+        if let Err(e) = c.busy_timeout(left) {
             self.broken = true;
             return Err(convert_error(name, &e, timeout));
         }
-        conn.progress_handler(PROGRESS_OPS, Some(move || Instant::now() >= deadline));
-        let result = f(conn);
-        conn.progress_handler(0, None::<fn() -> bool>);
-        result.map_err(|e| convert_error(name, &e, timeout))
+        if let Some(length) = length {
+            let length = i32::try_from(length).unwrap_or(i32::MAX);
+            if let Err(e) = c.set_limit(Limit::SQLITE_LIMIT_LENGTH, length) {
+                self.broken = true;
+                return Err(convert_error(name, &e, timeout));
+            }
+        }
+        lock(&conn.guard.refused).take();
+        c.progress_handler(PROGRESS_OPS, Some(move || Instant::now() >= deadline));
+        let result = f(c);
+        c.progress_handler(0, None::<fn() -> bool>);
+        let refused = lock(&conn.guard.refused).take();
+        match result {
+            Ok(value) => Ok(value),
+            Err(Fail::TooLarge) => Err(SqlError::result_too_large(name, limits.max_result_bytes)),
+            Err(Fail::Sqlite(e)) => {
+                if let Some(refused) = refused {
+                    return Err(SqlError::denied(name, refused).with_code("SQLITE_AUTH"));
+                }
+                let mut err = convert_error(name, &e, timeout);
+                if err.code.as_deref() == Some("SQLITE_TOOBIG")
+                    && let Some(length) = length
+                {
+                    err.message = format!(
+                        "connection `{name}`: a string, blob or row is larger than {}, this \
+                         plugin's limit (grant `max_output_mb`, plus the bytes of the call's \
+                         parameters): SQLite stopped the statement. Read large values in \
+                         parts (`substr(col, 1, n)`) or raise `max_output_mb` in the plugin's \
+                         grants",
+                        human_bytes(length)
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs the host's own statements (`BEGIN`, `PRAGMA query_only`), which
+    /// the authorizer lets through.
+    fn host_call(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+        sql: &str,
+    ) -> Result<(), SqlError> {
+        let guard = self.conn.as_ref().map(|c| c.guard.clone());
+        if let Some(g) = &guard {
+            g.host.store(true, Ordering::Release);
+        }
+        let result = self.call(deadline, timeout, None, SqlLimits::default(), |c| {
+            Ok(c.execute_batch(sql)?)
+        });
+        if let Some(g) = &guard {
+            g.host.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    /// After a call outside a transaction: a connection left inside one
+    /// (a `BEGIN` or `SAVEPOINT` the text check missed, behind a comment)
+    /// is rolled back, and the call denied whatever it returned.
+    fn check_autocommit<T>(&mut self, result: Result<T, SqlError>) -> Result<T, SqlError> {
+        let Some(conn) = self.conn.as_ref() else {
+            return result;
+        };
+        if conn.db.is_autocommit() {
+            return result;
+        }
+        let rolled_back = self.host_call(
+            deadline_after(ROLLBACK_TIMEOUT),
+            ROLLBACK_TIMEOUT,
+            "ROLLBACK",
+        );
+        if rolled_back.is_err() || self.conn.as_ref().is_some_and(|c| !c.db.is_autocommit()) {
+            // Closing the connection rolls back.
+            self.broken = true;
+        }
+        Err(SqlError::denied(
+            &self.pool.name,
+            "the statement left a transaction open (a `BEGIN` or `SAVEPOINT` the host's check \
+             of the statement's text did not see, such as one behind a comment); the host \
+             rolled it back. Plugins may not start transactions with statements: use the \
+             interface's `begin`, `commit` and `rollback`",
+        ))
     }
 
     /// Ends the transaction this connection is in.
     fn end_transaction(&mut self, sql: &str, timeout: Duration) -> Result<(), SqlError> {
         let deadline = deadline_after(timeout);
-        let result = self.call(deadline, timeout, |c| {
+        let result = self.call(deadline, timeout, None, SqlLimits::default(), |c| {
             if c.is_autocommit() {
                 // SQLite already rolled it back (some errors do).
                 if sql == "COMMIT" {
-                    return Err(rusqlite::Error::SqliteFailure(
+                    return Err(Fail::Sqlite(rusqlite::Error::SqliteFailure(
                         ffi::Error::new(ffi::SQLITE_ERROR),
                         Some("the transaction was already rolled back".into()),
-                    ));
+                    )));
                 }
                 return Ok(());
             }
-            c.execute_batch(sql)
+            Ok(c.execute_batch(sql)?)
         });
-        let still_open = self.conn.as_ref().is_none_or(|c| !c.is_autocommit());
+        let still_open = self.conn.as_ref().is_none_or(|c| !c.db.is_autocommit());
         if !still_open {
             self.in_txn = false;
         }
         if self.read_only {
-            let restored = self
-                .conn
-                .as_ref()
-                .map(|c| c.execute_batch("PRAGMA query_only = OFF"));
-            if !matches!(restored, Some(Ok(()))) {
+            let restored =
+                self.host_call(deadline_after(timeout), timeout, "PRAGMA query_only = OFF");
+            if restored.is_err() {
                 self.broken = true;
             }
             self.read_only = false;
@@ -263,7 +530,10 @@ impl Drop for Leased {
         if self.in_txn {
             let _ = self.end_transaction("ROLLBACK", ROLLBACK_TIMEOUT);
         }
-        let keep = !self.broken && !self.in_txn;
+        // Never give back a connection inside a transaction.
+        let keep = !self.broken
+            && !self.in_txn
+            && self.conn.as_ref().is_some_and(|c| c.db.is_autocommit());
         let conn = self.conn.take();
         let mut state = lock(&self.pool.state);
         match conn {
@@ -328,7 +598,14 @@ fn value_of(v: ValueRef<'_>) -> SqlValue {
     }
 }
 
-fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> rusqlite::Result<SqlRows> {
+/// Runs a query and reads its rows, stopping with [`Fail::TooLarge`] once
+/// they take more than `max_bytes` (counted before each value is copied).
+fn query(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+    max_bytes: usize,
+) -> Result<SqlRows, Fail> {
     let mut stmt = conn.prepare_cached(sql)?;
     bind(&mut stmt, params)?;
     let mut columns: Vec<SqlColumn> = stmt
@@ -341,11 +618,21 @@ fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> rusqlite::Result<
         .collect();
     let width = columns.len();
     let mut out = Vec::new();
+    let mut used = 0_usize;
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
+        used = used.saturating_add(SqlLimits::ROW_COST);
         let mut values = Vec::with_capacity(width);
         for (i, column) in columns.iter_mut().enumerate() {
             let v = row.get_ref(i)?;
+            let payload = match v {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+                _ => 0,
+            };
+            used = used.saturating_add(SqlLimits::value_cost(payload));
+            if used > max_bytes {
+                return Err(Fail::TooLarge);
+            }
             if column.type_name.is_empty() && !matches!(v, ValueRef::Null) {
                 column.type_name = storage_class(v).to_owned();
             }
@@ -490,9 +777,16 @@ impl SqliteTransaction {
         sql: &str,
         params: Vec<SqlValue>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<SqlRows, SqlError> {
-        self.leased()?
-            .call(deadline_after(timeout), timeout, |c| query(c, sql, &params))
+        let length = length_limit(limits, param_bytes(&params));
+        self.leased()?.call(
+            deadline_after(timeout),
+            timeout,
+            Some(length),
+            limits,
+            |c| query(c, sql, &params, limits.max_result_bytes),
+        )
     }
 
     pub(super) fn execute(
@@ -500,10 +794,16 @@ impl SqliteTransaction {
         sql: &str,
         params: Vec<SqlValue>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<u64, SqlError> {
-        self.leased()?.call(deadline_after(timeout), timeout, |c| {
-            execute(c, sql, &params)
-        })
+        let length = length_limit(limits, param_bytes(&params));
+        self.leased()?.call(
+            deadline_after(timeout),
+            timeout,
+            Some(length),
+            limits,
+            |c| Ok(execute(c, sql, &params)?),
+        )
     }
 
     pub(super) fn execute_many(
@@ -511,10 +811,17 @@ impl SqliteTransaction {
         sql: &str,
         params: Vec<Vec<SqlValue>>,
         timeout: Duration,
+        limits: SqlLimits,
     ) -> Result<u64, SqlError> {
-        self.leased()?.call(deadline_after(timeout), timeout, |c| {
-            execute_many(c, sql, &params)
-        })
+        let largest = params.iter().map(|p| param_bytes(p)).max().unwrap_or(0);
+        let length = length_limit(limits, largest);
+        self.leased()?.call(
+            deadline_after(timeout),
+            timeout,
+            Some(length),
+            limits,
+            |c| Ok(execute_many(c, sql, &params)?),
+        )
     }
 
     /// COMMIT or ROLLBACK, then gives the connection back.
@@ -531,5 +838,47 @@ impl SqliteTransaction {
     /// Rolls back after a failure, as well as it can.
     pub(super) fn abort(&mut self) {
         self.conn = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second guard alone: with the authorizer taken off, an `ATTACH`
+    /// still fails on `SQLITE_LIMIT_ATTACHED`, and `load_extension()` on
+    /// SQLite's own default (extension loading off).
+    #[test]
+    fn without_the_authorizer_attach_and_load_extension_still_fail() {
+        let dir = std::env::temp_dir().join(format!("ferry-sqlite-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pool = SqlitePool {
+            name: "local".into(),
+            path: dir.join("db.sqlite"),
+            max: 1,
+            state: Mutex::new(PoolState::default()),
+            available: Condvar::new(),
+        };
+        let conn = pool.open().unwrap();
+        assert_eq!(conn.db.limit(Limit::SQLITE_LIMIT_ATTACHED).unwrap(), 0);
+        conn.db
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        let other = dir.join("other.sqlite").display().to_string();
+        let err = conn
+            .db
+            .execute("ATTACH DATABASE ?1 AS o", [&other])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("too many attached databases"),
+            "{err}"
+        );
+        let err = conn
+            .db
+            .query_row("SELECT load_extension('/nonexistent.so')", [], |_| Ok(()))
+            .unwrap_err();
+        assert!(err.to_string().contains("not authorized"), "{err}");
+        assert!(!dir.join("other.sqlite").exists());
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -36,6 +36,7 @@ impl TempDb {
             tls: Tls::Disable,
             ca_file: None,
             pool_size,
+            transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
         }
     }
 }
@@ -431,6 +432,7 @@ fn specs_hide_passwords_and_parse_isolation() {
         tls: Tls::VerifyFull,
         ca_file: None,
         pool_size: 4,
+        transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
     };
     let debug = format!("{spec:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
@@ -454,4 +456,335 @@ fn specs_hide_passwords_and_parse_isolation() {
     fn send_static<T: Send + 'static>() {}
     send_sync::<SqlHub>();
     send_static::<SqlTransaction>();
+}
+
+fn int_of(rows: &SqlRows) -> i64 {
+    match &rows.rows[0][0] {
+        SqlValue::Int(n) => *n,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 13, item 1: a granted SQLite connection reaches its own database
+/// and nothing else. Each attempt is answered `denied`, saying what was
+/// refused; the files stay untouched.
+#[test]
+fn sqlite_connections_refuse_attach_vacuum_and_unlisted_pragmas() {
+    let db = TempDb::new();
+    let spec = db.spec(1);
+    let hub = SqlHub::new();
+    hub.execute(
+        &spec,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)",
+        vec![],
+        T,
+    )
+    .unwrap();
+    let other = db.dir.join("other.sqlite");
+    {
+        let c = rusqlite::Connection::open(&other).unwrap();
+        c.execute_batch("CREATE TABLE secrets (secret TEXT); INSERT INTO secrets VALUES ('x')")
+            .unwrap();
+    }
+    let copy = db.dir.join("copy.sqlite");
+    let path = |p: &std::path::Path| SqlValue::Text(p.to_string_lossy().into_owned());
+    let refused: Vec<(&str, Vec<SqlValue>, &str)> = vec![
+        ("ATTACH DATABASE ?1 AS o", vec![path(&other)], "attaching"),
+        (
+            "ATTACH DATABASE 'x' || ?1 AS o",
+            vec![path(&other)],
+            "attaching",
+        ),
+        ("ATTACH ':memory:' AS m", vec![], "attaching"),
+        ("VACUUM INTO ?1", vec![path(&copy)], "attaching"),
+        ("VACUUM", vec![], "attaching"),
+        ("DETACH DATABASE main", vec![], "`DETACH main` is refused"),
+        (
+            "PRAGMA database_list",
+            vec![],
+            "`PRAGMA database_list` is refused",
+        ),
+        (
+            "SELECT file FROM pragma_database_list",
+            vec![],
+            "`PRAGMA database_list` is refused",
+        ),
+        (
+            "PRAGMA synchronous = OFF",
+            vec![],
+            "`PRAGMA synchronous` is refused",
+        ),
+        (
+            "PRAGMA journal_mode = DELETE",
+            vec![],
+            "`PRAGMA journal_mode` is refused",
+        ),
+        (
+            "PRAGMA query_only = ON",
+            vec![],
+            "`PRAGMA query_only` is refused",
+        ),
+        (
+            "SELECT load_extension('/nonexistent.so')",
+            vec![],
+            "`load_extension()` is refused",
+        ),
+    ];
+    for (sql, params, what) in refused {
+        for via_query in [false, true] {
+            let err = if via_query {
+                hub.query(&spec, sql, params.clone(), T).unwrap_err()
+            } else {
+                hub.execute(&spec, sql, params.clone(), T).unwrap_err()
+            };
+            assert_eq!(err.kind, SqlErrorKind::Denied, "{sql}: {err}");
+            assert!(err.message.contains(what), "{sql}: {err}");
+            assert!(err.message.starts_with("connection `local`: "), "{err}");
+            assert!(
+                err.message.contains("plugins may"),
+                "the message says plugins may not: {err}"
+            );
+        }
+    }
+    assert!(!copy.exists(), "VACUUM INTO wrote a file");
+    // Inside a transaction too; the refusal ends the transaction like any
+    // failed statement.
+    let mut tx = hub
+        .begin(&spec, Isolation::ReadCommitted, false, T)
+        .unwrap();
+    let err = tx
+        .execute("ATTACH DATABASE ?1 AS o", vec![path(&other)], T)
+        .unwrap_err();
+    assert_eq!(err.kind, SqlErrorKind::Denied, "{err}");
+    assert!(!tx.is_open());
+    drop(tx);
+    // What the connectors read works: the schema pragmas, as functions and
+    // as statements.
+    let columns = hub
+        .query(
+            &spec,
+            "SELECT name FROM pragma_table_xinfo(?1, ?2)",
+            vec![
+                SqlValue::Text("items".into()),
+                SqlValue::Text("main".into()),
+            ],
+            T,
+        )
+        .unwrap();
+    assert_eq!(columns.rows.len(), 2);
+    for sql in [
+        "PRAGMA table_info(items)",
+        "PRAGMA index_list(items)",
+        "SELECT * FROM pragma_index_list('items') AS il, pragma_index_info(il.name) AS ii",
+        "PRAGMA foreign_key_list(items)",
+    ] {
+        hub.query(&spec, sql, vec![], T)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // The host's own PRAGMA query_only still runs (a read-only transaction)
+    // and is reset.
+    let mut ro = hub.begin(&spec, Isolation::ReadCommitted, true, T).unwrap();
+    assert!(
+        ro.execute("INSERT INTO items VALUES (1, 'a')", vec![], T)
+            .is_err()
+    );
+    drop(ro);
+    hub.execute(&spec, "INSERT INTO items VALUES (1, 'a')", vec![], T)
+        .unwrap();
+    // The connection still works after all the refusals.
+    assert_eq!(
+        int_of(
+            &hub.query(&spec, "SELECT count(*) FROM items", vec![], T)
+                .unwrap()
+        ),
+        1
+    );
+}
+
+/// Issue 13, item 2: a statement that leaves the connection inside a
+/// transaction (here `SAVEPOINT` and `BEGIN` after a leading `;`, which the
+/// text check reads as no keyword at all) is rolled back and denied, and
+/// the next call on the (only) pooled connection commits as acknowledged.
+#[test]
+fn sqlite_a_transaction_left_open_by_a_statement_is_rolled_back_and_denied() {
+    let db = TempDb::new();
+    let spec = db.spec(1);
+    let hub = SqlHub::new();
+    hub.execute(&spec, "CREATE TABLE t (id INTEGER)", vec![], T)
+        .unwrap();
+    let mut acknowledged = 0;
+    for (i, hidden) in [";BEGIN", "; SAVEPOINT s", ";;begin immediate"]
+        .iter()
+        .enumerate()
+    {
+        let err = hub.execute(&spec, hidden, vec![], T).unwrap_err();
+        assert_eq!(err.kind, SqlErrorKind::Denied, "{hidden:?}: {err}");
+        assert!(err.message.contains("left a transaction open"), "{err}");
+        assert_eq!(
+            hub.execute(
+                &spec,
+                "INSERT INTO t VALUES (?1)",
+                vec![SqlValue::Int(i as i64)],
+                T
+            )
+            .unwrap(),
+            1
+        );
+        acknowledged += 1;
+    }
+    let err = hub.query(&spec, ";BEGIN", vec![], T).unwrap_err();
+    assert_eq!(err.kind, SqlErrorKind::Denied, "{err}");
+    // Every acknowledged write is there for another connection to see.
+    let other = rusqlite::Connection::open(db.dir.join("db.sqlite")).unwrap();
+    let n: i64 = other
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, acknowledged);
+}
+
+/// Issue 13, item 3 (SQL half): results are bounded inside the host. A
+/// value larger than the limit is stopped by `SQLITE_LIMIT_LENGTH`, many
+/// rows by the byte count while stepping; both fail naming the limit and
+/// the fix, and the connection serves the next call.
+#[test]
+fn sqlite_results_are_bounded_by_the_plugins_limit() {
+    let db = TempDb::new();
+    let spec = db.spec(1);
+    let hub = SqlHub::new();
+    let limits = SqlLimits {
+        max_result_bytes: 1 << 20,
+    };
+    let one_value = "SELECT zeroblob(900000000)";
+    let many_rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) \
+                     SELECT zeroblob(900000000) FROM c";
+    let small_rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                      WHERE x < 100000) SELECT x, zeroblob(100) FROM c";
+    for sql in [one_value, many_rows] {
+        let err = hub.query_with(&spec, sql, vec![], T, limits).unwrap_err();
+        assert_eq!(err.kind, SqlErrorKind::Failed, "{err}");
+        assert_eq!(err.code.as_deref(), Some("SQLITE_TOOBIG"), "{err}");
+        assert!(err.message.contains("larger than 1 MiB"), "{err}");
+        assert!(err.message.contains("max_output_mb"), "{err}");
+    }
+    let err = hub
+        .query_with(&spec, small_rows, vec![], T, limits)
+        .unwrap_err();
+    assert_eq!(err.kind, SqlErrorKind::Failed, "{err}");
+    assert!(
+        err.message.contains("the result is larger than 1 MiB")
+            && err.message.contains("LIMIT")
+            && err.message.contains("max_output_mb"),
+        "{err}"
+    );
+    // Inside a transaction the same, and execute builds nothing larger.
+    let mut tx = hub
+        .begin_with(&spec, Isolation::ReadCommitted, true, T, limits)
+        .unwrap();
+    assert!(tx.query(small_rows, vec![], T).is_err());
+    let err = hub
+        .execute_with(
+            &spec,
+            "SELECT length(zeroblob(900000000) || 'x')",
+            vec![],
+            T,
+            limits,
+        )
+        .unwrap_err();
+    assert_eq!(err.code.as_deref(), Some("SQLITE_TOOBIG"), "{err}");
+    // What fits comes back whole, and a parameter larger than the limit
+    // may still be written.
+    let rows = hub
+        .query_with(&spec, "SELECT zeroblob(1000)", vec![], T, limits)
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Bytes(vec![0; 1000]));
+    hub.execute(&spec, "CREATE TABLE big (b BLOB)", vec![], T)
+        .unwrap();
+    hub.execute_with(
+        &spec,
+        "INSERT INTO big VALUES (?1)",
+        vec![SqlValue::Bytes(vec![7; 3 << 20])],
+        T,
+        limits,
+    )
+    .unwrap();
+}
+
+/// Issue 13, item 2: a transaction held past its connection's
+/// `transaction_timeout` is rolled back and its connection given back,
+/// while its holder does nothing; the holder's next call says why.
+#[test]
+fn sqlite_a_transaction_held_too_long_is_rolled_back_and_its_connection_returned() {
+    let db = TempDb::new();
+    let spec = ConnectionSpec {
+        transaction_timeout: Duration::from_millis(300),
+        ..db.spec(1)
+    };
+    let hub = SqlHub::new();
+    hub.execute(&spec, "CREATE TABLE t (id INTEGER)", vec![], T)
+        .unwrap();
+    let mut held = hub
+        .begin(&spec, Isolation::ReadCommitted, false, T)
+        .unwrap();
+    let watch = held.watch();
+    held.execute("INSERT INTO t VALUES (1)", vec![], T).unwrap();
+    // The pool's only connection is held: this call waits until the
+    // reaper takes it back, then finds the insert rolled back.
+    let start = Instant::now();
+    let rows = hub
+        .query(
+            &spec,
+            "SELECT count(*) FROM t",
+            vec![],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    let waited = start.elapsed();
+    assert_eq!(int_of(&rows), 0);
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(!watch.holds_connection());
+    assert!(!held.is_open());
+    let err = held
+        .execute("INSERT INTO t VALUES (2)", vec![], T)
+        .unwrap_err();
+    assert_eq!(err.kind, SqlErrorKind::Failed);
+    assert!(
+        err.message
+            .contains("rolled it back after it had been open for 300ms")
+            && err.message.contains("transaction_timeout_ms"),
+        "{err}"
+    );
+    assert!(held.commit(T).is_err());
+    held.rollback(T).unwrap();
+    // A transaction that finishes in time is untouched.
+    let mut quick = hub
+        .begin(&spec, Isolation::ReadCommitted, false, T)
+        .unwrap();
+    quick
+        .execute("INSERT INTO t VALUES (3)", vec![], T)
+        .unwrap();
+    quick.commit(T).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        int_of(
+            &hub.query(&spec, "SELECT count(*) FROM t", vec![], T)
+                .unwrap()
+        ),
+        1
+    );
+    // A call that finds its transaction past the limit rolls it back
+    // itself (the reaper may not have run yet).
+    let mut late = hub
+        .begin(&spec, Isolation::ReadCommitted, false, T)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(350));
+    assert!(late.execute("INSERT INTO t VALUES (4)", vec![], T).is_err());
+    drop(late);
+    assert_eq!(
+        int_of(
+            &hub.query(&spec, "SELECT count(*) FROM t", vec![], T)
+                .unwrap()
+        ),
+        1
+    );
 }
