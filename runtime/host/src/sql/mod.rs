@@ -109,7 +109,8 @@
 //!   `max_output_mb`) once they pass it. SQLite counts before copying each
 //!   value and sets `SQLITE_LIMIT_LENGTH` per call to the limit plus the
 //!   bytes of the call's parameters, so no string, blob or row a statement
-//!   builds is larger (`zeroblob(900000000)` fails at once). PostgreSQL
+//!   builds or loads is larger (`zeroblob(900000000)` fails at once; so
+//!   does `substr(doc, 1, 10)` of a stored value over the limit). PostgreSQL
 //!   reads rows as a stream (`query_raw`), counts each before decoding it,
 //!   and past the limit cancels the statement and closes the connection.
 //!   tokio-postgres has no cap on one protocol message, so a single row

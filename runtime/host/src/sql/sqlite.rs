@@ -433,9 +433,8 @@ impl Leased {
                     err.message = format!(
                         "connection `{name}`: a string, blob or row is larger than {}, this \
                          plugin's limit (grant `max_output_mb`, plus the bytes of the call's \
-                         parameters): SQLite stopped the statement. Read large values in \
-                         parts (`substr(col, 1, n)`) or raise `max_output_mb` in the plugin's \
-                         grants",
+                         parameters): SQLite stopped the statement. Build smaller values, or \
+                         raise `max_output_mb` in the plugin's grants",
                         human_bytes(length)
                     );
                 }

@@ -707,6 +707,11 @@ fn sqlite_results_are_bounded_by_the_plugins_limit() {
         limits,
     )
     .unwrap();
+    // A stored value over the limit cannot be loaded, not even to cut it.
+    let err = hub
+        .query_with(&spec, "SELECT substr(b, 1, 10) FROM big", vec![], T, limits)
+        .unwrap_err();
+    assert_eq!(err.code.as_deref(), Some("SQLITE_TOOBIG"), "{err}");
 }
 
 /// Issue 13, item 2: a transaction held past its connection's
