@@ -1,4 +1,4 @@
-//! The crash test (issue 6, "Delivery guarantees"): `ferry run` is killed
+//! The crash test: `ferry run` is killed
 //! with SIGKILL at random moments while it moves 200,000 records from a
 //! JSON Lines file through a mapper into a JSON Lines file, and restarted
 //! each time; then it runs to the end.

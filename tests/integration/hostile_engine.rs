@@ -1,6 +1,6 @@
-//! Hostile plugins against the engine's per-call limits (issue 13, items 3
-//! and 4): an answer or a host-call argument over `max_output_mb`, and a
-//! call blocked in the host past `timeout_ms`.
+//! Hostile plugins against the engine's per-call limits: an answer or a
+//! host-call argument over `max_output_mb`, and a call blocked in the host
+//! past `timeout_ms`.
 //!
 //! Each test runs the `ferry` binary (built by `cargo build -p ferry-cli`)
 //! on a scratch pipeline `file -> hostile mapper -> file`, waits for it with

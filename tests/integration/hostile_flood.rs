@@ -1,4 +1,4 @@
-//! Issue 13, item 5: a plugin with no grant at all floods the host with
+//! A plugin with no grant at all floods the host with
 //! requests it must refuse (`test-hostile-flood`: `sql.dialect-of` with a
 //! 1 MiB connection name, thousands of times). Each denial used to be a
 //! 1 MiB log line and a 1 MiB audit row, fsynced in its own transaction

@@ -1,4 +1,4 @@
-//! Issue 13, item 6: a mapper's `json` column was trusted. `test-hostile-json`
+//! A mapper's `json` column was trusted. `test-hostile-json`
 //! emits malformed text (`{[`, 100,000 unclosed `[`) in its `json` column
 //! for chosen keys; it used to be written verbatim, so every line of the
 //! output file was broken. Now the host checks each `json` value with a

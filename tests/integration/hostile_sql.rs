@@ -1,4 +1,4 @@
-//! Issue 13's SQL attacks, each by a hostile test program in a real
+//! The SQL attacks on the sandbox, each by a hostile test program in a real
 //! pipeline: a granted SQLite connection used to reach other files
 //! (`test-hostile-sql-escape`), a `BEGIN` hidden from the host's text check
 //! (`test-hostile-sql-begin`), results far larger than the plugin's

@@ -1,4 +1,4 @@
-//! Issue 13, item 7: a password in a connection URL's query string
+//! A password in a connection URL's query string
 //! (`?password=`, any case, percent-encoded names) is refused at validate
 //! like `user:pass@`, and no command prints one.
 

@@ -1010,7 +1010,7 @@ fn sqlite_values_round_trip() {
     );
 }
 
-/// Issue 13, item 2: a `BEGIN` the text check does not see (nested
+/// A `BEGIN` the text check does not see (nested
 /// comments, `\r` ending a `--` comment, an empty statement first) leaves
 /// no transaction open on the pooled connection: the host finds it, rolls
 /// it back and denies the call; the next INSERT on the pool's only
@@ -1070,7 +1070,7 @@ fn postgres_a_hidden_begin_is_rolled_back_and_denied() {
     );
 }
 
-/// Issue 13, item 3 (SQL half): rows are counted as they stream in; past
+/// Rows are counted as they stream in; past
 /// the limit the statement is cancelled, its connection closed, and the
 /// call fails naming the limit; the pool serves the next call. A row
 /// larger than the limit on its own is refused too (after it arrived).
@@ -1142,7 +1142,7 @@ fn postgres_results_are_bounded_by_the_plugins_limit() {
     assert_eq!(fits.rows.len(), 100);
 }
 
-/// Issue 13, item 2: a transaction held past `transaction_timeout` is
+/// A transaction held past `transaction_timeout` is
 /// rolled back on the server and its connection given back while its
 /// holder does nothing.
 #[test]

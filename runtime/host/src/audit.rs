@@ -430,6 +430,7 @@ mod tests {
             tls: Tls::Disable,
             ca_file: None,
             pool_size: 1,
+            transaction_timeout: std::time::Duration::from_secs(30),
         };
         let shown = format!("{spec:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

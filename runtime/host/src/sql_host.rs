@@ -9,8 +9,11 @@
 //! process; the plugin never sees a URL or a password.
 //!
 //! A statement may block the calling thread on the network. Epoch deadlines
-//! only interrupt WebAssembly code, so every call carries the plugin's call
-//! timeout down to the driver, which cancels the statement when it passes.
+//! only interrupt WebAssembly code, so every call carries what is left of the
+//! plugin's call (its `timeout_ms` from the call's start) down to the driver,
+//! which cancels the statement when it passes; the plugin gets a retryable
+//! "timed out" error, and the call itself then ends at its deadline as
+//! `deadline`.
 //!
 //! What a plugin may do with a granted connection is bounded here too:
 //! results by its `max_output_mb` grant ([`SqlLimits`], applied inside the
@@ -205,6 +208,16 @@ impl HostState {
             .map_err(|e| failed(format!("unknown transaction: {e}")))
     }
 
+    /// How long the next statement may take: the plugin's call timeout, cut
+    /// to what is left of the call in progress, so a statement ends at the
+    /// call's deadline like any other wait in the host.
+    fn sql_timeout(&self) -> Duration {
+        match self.remaining() {
+            Some(left) => left.min(self.sql.timeout),
+            None => self.sql.timeout,
+        }
+    }
+
     /// Runs `f` on the transaction behind `tx`; a `denied` error is audited.
     fn in_transaction<T>(
         &mut self,
@@ -212,7 +225,7 @@ impl HostState {
         action: &str,
         f: impl FnOnce(&mut crate::sql::SqlTransaction, Duration) -> Result<T, SqlError>,
     ) -> Result<T, wit::SqlError> {
-        let timeout = self.sql.timeout;
+        let timeout = self.sql_timeout();
         let tx = self.transaction(tx)?;
         match f(&mut tx.inner, timeout) {
             Ok(value) => Ok(value),
@@ -245,7 +258,7 @@ impl wit::Host for HostState {
                 spec,
                 &statement,
                 params(values),
-                self.sql.timeout,
+                self.sql_timeout(),
                 self.sql.limits,
             )
             .map(rows)
@@ -264,7 +277,7 @@ impl wit::Host for HostState {
                 spec,
                 &statement,
                 params(values),
-                self.sql.timeout,
+                self.sql_timeout(),
                 self.sql.limits,
             )
             .map_err(|e| self.sql_error("execute", &connection, e))
@@ -316,7 +329,7 @@ impl wit::Host for HostState {
                 &spec,
                 isolation,
                 read_only,
-                self.sql.timeout,
+                self.sql_timeout(),
                 self.sql.limits,
             )
             .map_err(|e| self.sql_error("begin", &connection, e))?;

@@ -286,11 +286,7 @@ mod tests {
     #[test]
     fn the_remaining_time_counts_down_from_the_call_start_and_stops_at_zero() {
         let spec = crate::InstanceSpec::new("p", "s");
-        let identity = Identity {
-            pipeline: Arc::from("p"),
-            stage: Arc::from("s"),
-            digest: Arc::from("d"),
-        };
+        let identity = Identity::new(&spec, "d");
         let mut state = HostState::new(identity, &spec).unwrap();
         assert_eq!(state.remaining(), None, "no bound between calls");
         state.set_call_timeout(Some(Duration::from_secs(60)));

@@ -1,5 +1,5 @@
 //! `test-hostile-flood`: a mapper with no grant at all that floods the host
-//! with requests it must refuse, for the flood test of issue 13. Not a user
+//! with requests it must refuse, for the flood test. Not a user
 //! plugin.
 //!
 //! For each input record whose key is in `flood_keys`, it calls

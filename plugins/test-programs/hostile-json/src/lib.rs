@@ -1,6 +1,6 @@
 //! `test-hostile-json`: a mapper that writes malformed JSON into a `json`
 //! column for the records whose key is in `bad_keys`, and a valid document
-//! for the others, for the JSON test of issue 13. Not a user plugin.
+//! for the others, for the JSON column test. Not a user plugin.
 //!
 //! The SDK does not check the text it is given for a `json` value
 //! (`set_json`), so the malformed text reaches the host as a plugin written

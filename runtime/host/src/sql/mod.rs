@@ -30,8 +30,9 @@
 //! `query` and `execute` on the hub run in a transaction of their own
 //! (autocommit). [`SqlHub::begin`] holds one pooled connection until
 //! [`SqlTransaction::commit`], [`SqlTransaction::rollback`], drop (which
-//! rolls back) or its connection's `transaction_timeout` (below). A statement that fails inside a transaction rolls the whole
-//! transaction back at once (PostgreSQL would refuse anything but a rollback
+//! rolls back) or its connection's `transaction_timeout` (below). A
+//! statement that fails inside a transaction rolls the whole transaction
+//! back at once (PostgreSQL would refuse anything but a rollback
 //! after it anyway): the call returns the statement's error, later calls fail
 //! with "transaction already finished", and `rollback` returns `Ok`. On
 //! SQLite, `isolation` is ignored (SQLite transactions are serializable), a

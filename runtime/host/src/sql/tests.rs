@@ -465,7 +465,7 @@ fn int_of(rows: &SqlRows) -> i64 {
     }
 }
 
-/// Issue 13, item 1: a granted SQLite connection reaches its own database
+/// A granted SQLite connection reaches its own database
 /// and nothing else. Each attempt is answered `denied`, saying what was
 /// refused; the files stay untouched.
 #[test]
@@ -601,7 +601,7 @@ fn sqlite_connections_refuse_attach_vacuum_and_unlisted_pragmas() {
     );
 }
 
-/// Issue 13, item 2: a statement that leaves the connection inside a
+/// A statement that leaves the connection inside a
 /// transaction (here `SAVEPOINT` and `BEGIN` after a leading `;`, which the
 /// text check reads as no keyword at all) is rolled back and denied, and
 /// the next call on the (only) pooled connection commits as acknowledged.
@@ -642,7 +642,7 @@ fn sqlite_a_transaction_left_open_by_a_statement_is_rolled_back_and_denied() {
     assert_eq!(n, acknowledged);
 }
 
-/// Issue 13, item 3 (SQL half): results are bounded inside the host. A
+/// Results are bounded inside the host. A
 /// value larger than the limit is stopped by `SQLITE_LIMIT_LENGTH`, many
 /// rows by the byte count while stepping; both fail naming the limit and
 /// the fix, and the connection serves the next call.
@@ -714,7 +714,7 @@ fn sqlite_results_are_bounded_by_the_plugins_limit() {
     assert_eq!(err.code.as_deref(), Some("SQLITE_TOOBIG"), "{err}");
 }
 
-/// Issue 13, item 2: a transaction held past its connection's
+/// A transaction held past its connection's
 /// `transaction_timeout` is rolled back and its connection given back,
 /// while its holder does nothing; the holder's next call says why.
 #[test]
