@@ -1,5 +1,6 @@
 //! `test-faults`: the fault injection shared by `test-faulty-mapper` and
-//! `test-faulty-sink`, the host's fault-test programs. Not a plugin.
+//! `test-faulty-sink`, the host's fault-test programs, and what the hostile
+//! SQL test programs report ([`describe_sql_error`]). Not a plugin.
 //!
 //! Both take this [`Config`]. For each call they walk the records in order;
 //! the first record whose key is in one of the lists decides what happens:
@@ -189,4 +190,17 @@ pub fn exhaust_memory() -> ! {
         }
         hoard.push(std::hint::black_box(block));
     }
+}
+
+/// `<kind>: <message>`, the kind as the WIT spells it: what the hostile SQL
+/// test programs write into a record's `result` for the host's tests to read.
+pub fn describe_sql_error(e: &ferry_plugin::sql::SqlError) -> String {
+    use ferry_plugin::sql::SqlErrorKind;
+    let kind = match e.kind {
+        SqlErrorKind::Denied => "denied",
+        SqlErrorKind::Retryable => "retryable",
+        SqlErrorKind::Constraint => "constraint",
+        SqlErrorKind::Failed => "failed",
+    };
+    format!("{kind}: {}", e.message)
 }

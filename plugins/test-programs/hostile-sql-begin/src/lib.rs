@@ -6,19 +6,8 @@
 //! The output is the record with `result`: `ok: <rows changed>` or
 //! `<kind>: <message>`.
 
-use ferry_plugin::sql::{self, SqlError, SqlErrorKind};
+use ferry_plugin::sql;
 use ferry_plugin::{Batch, Mapped, Mapper, PluginError};
-
-/// `<kind>: <message>`, the kind as the WIT spells it.
-fn describe(e: &SqlError) -> String {
-    let kind = match e.kind {
-        SqlErrorKind::Denied => "denied",
-        SqlErrorKind::Retryable => "retryable",
-        SqlErrorKind::Constraint => "constraint",
-        SqlErrorKind::Failed => "failed",
-    };
-    format!("{kind}: {}", e.message)
-}
 
 /// The `config` table.
 #[derive(Debug, serde::Deserialize)]
@@ -49,7 +38,7 @@ impl Mapper for HiddenBegin {
                 .map_err(|e| PluginError::fatal(e.to_string()))?;
             let result = match sql::execute(&self.connection, statement, &[]) {
                 Ok(n) => format!("ok: {n}"),
-                Err(e) => describe(&e),
+                Err(e) => test_faults::describe_sql_error(&e),
             };
             out.emit_copy(&row).set("result", result.as_str());
         }

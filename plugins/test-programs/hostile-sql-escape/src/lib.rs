@@ -20,19 +20,8 @@
 //! | `load_extension` | `SELECT load_extension(...)` |
 //! | `schema` | `SELECT name FROM pragma_table_xinfo('items')`, which plugins may run |
 
-use ferry_plugin::sql::{self, SqlError, SqlErrorKind, Value};
+use ferry_plugin::sql::{self, SqlError, Value};
 use ferry_plugin::{Batch, Mapped, Mapper, PluginError};
-
-/// `<kind>: <message>`, the kind as the WIT spells it.
-fn describe(e: &SqlError) -> String {
-    let kind = match e.kind {
-        SqlErrorKind::Denied => "denied",
-        SqlErrorKind::Retryable => "retryable",
-        SqlErrorKind::Constraint => "constraint",
-        SqlErrorKind::Failed => "failed",
-    };
-    format!("{kind}: {}", e.message)
-}
 
 /// The `config` table.
 #[derive(Debug, serde::Deserialize)]
@@ -121,7 +110,7 @@ impl Mapper for Escape {
                 .map_err(|e| PluginError::fatal(e.to_string()))?;
             let result = match self.attempt(op) {
                 Ok(got) => format!("ok: {got}"),
-                Err(e) => describe(&e),
+                Err(e) => test_faults::describe_sql_error(&e),
             };
             out.emit_copy(&row).set("result", result.as_str());
         }

@@ -18,19 +18,8 @@
 //! The output is the record with `result`: `ok: <detail>` or
 //! `<kind>: <message>`.
 
-use ferry_plugin::sql::{self, SqlError, SqlErrorKind, Transaction, Value};
+use ferry_plugin::sql::{self, SqlError, Transaction, Value};
 use ferry_plugin::{Batch, Mapped, Mapper, PluginError};
-
-/// `<kind>: <message>`, the kind as the WIT spells it.
-fn describe(e: &SqlError) -> String {
-    let kind = match e.kind {
-        SqlErrorKind::Denied => "denied",
-        SqlErrorKind::Retryable => "retryable",
-        SqlErrorKind::Constraint => "constraint",
-        SqlErrorKind::Failed => "failed",
-    };
-    format!("{kind}: {}", e.message)
-}
 
 /// The `config` table.
 #[derive(Debug, serde::Deserialize)]
@@ -118,7 +107,7 @@ impl Mapper for Hold {
             let id = row.int("id").unwrap_or(0);
             let result = match self.attempt(op, id) {
                 Ok(got) => format!("ok: {got}"),
-                Err(e) => describe(&e),
+                Err(e) => test_faults::describe_sql_error(&e),
             };
             out.emit_copy(&row).set("result", result.as_str());
         }

@@ -7,19 +7,8 @@
 //! The output is the record with `result`: `ok: <rows> rows, <bytes>
 //! bytes` or `<kind>: <message>`.
 
-use ferry_plugin::sql::{self, Rows, SqlError, SqlErrorKind, Value};
+use ferry_plugin::sql::{self, Rows, SqlError, Value};
 use ferry_plugin::{Batch, Mapped, Mapper, PluginError};
-
-/// `<kind>: <message>`, the kind as the WIT spells it.
-fn describe(e: &SqlError) -> String {
-    let kind = match e.kind {
-        SqlErrorKind::Denied => "denied",
-        SqlErrorKind::Retryable => "retryable",
-        SqlErrorKind::Constraint => "constraint",
-        SqlErrorKind::Failed => "failed",
-    };
-    format!("{kind}: {}", e.message)
-}
 
 /// The `config` table.
 #[derive(Debug, serde::Deserialize)]
@@ -76,7 +65,7 @@ impl Mapper for HugeResult {
             let in_tx = row.text("tx").is_ok_and(|t| t == "yes");
             let result = match self.run(statement, in_tx) {
                 Ok(rows) => format!("ok: {} rows, {} bytes", rows.rows.len(), size(&rows)),
-                Err(e) => describe(&e),
+                Err(e) => test_faults::describe_sql_error(&e),
             };
             out.emit_copy(&row).set("result", result.as_str());
         }
