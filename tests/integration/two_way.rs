@@ -1436,11 +1436,6 @@ fn decide_while_edits_land(
         open_conflicts(s).is_empty() && left.rows() == right.rows()
     });
     let events = conflict_events(s);
-    let stale = events.iter().filter(|e| e["event"] == "stale").count();
-    assert!(
-        stale >= forced_stale,
-        "seed {seed}: {forced_stale} decisions were made on versions edited since, only {stale} went stale"
-    );
     let logs = [content_log(left), content_log(right)];
     for (i, d) in decided.iter().enumerate() {
         // Its window: until the next decision on the same conflict.
@@ -1497,6 +1492,11 @@ fn decide_while_edits_land(
             }
         }
     }
+    let stale = events.iter().filter(|e| e["event"] == "stale").count();
+    assert!(
+        stale >= forced_stale,
+        "seed {seed}: {forced_stale} decisions were made on versions edited since, only {stale} went stale"
+    );
 }
 
 pub fn seed() -> u64 {
