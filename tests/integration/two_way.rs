@@ -655,6 +655,177 @@ fn manual_conflicts_block_exactly_their_keys_until_resolved_with_the_cli() {
     assert_eq!(right.rows()[&1].0, "c1-later");
 }
 
+/// The reported case of the two-way example's manual scenario: conflicts
+/// wait; the CRM (left) edits key 2 again while no sync runs, so the queue
+/// (and `show`) still hold its older version; a person takes billing's
+/// (right) version. And key 3: decided, then billing edits it before the
+/// sync applies the decision. Neither decision may be written over the
+/// newer edit: each conflict waits again with the current versions,
+/// audited as `stale`, until decided again.
+#[test]
+fn a_decision_made_on_versions_a_side_changed_since_is_not_applied_but_reopened() {
+    let s = Sandbox::new();
+    let (left, right) = stores(&s);
+    manifest(&s, "once", "strategy = \"manual\"", "");
+    left.upsert(2, &row("globex", 500, 10));
+    left.upsert(3, &row("initech", 700, 10));
+    once(&s);
+    left.upsert(2, &row("globex-crm", 500, 20));
+    right.upsert(2, &row("globex-billing", 750, 12));
+    left.upsert(3, &row("initech-crm", 700, 20));
+    right.upsert(3, &row("initech-billing", 900, 15));
+    once(&s);
+    let open = open_conflicts(&s);
+    assert_eq!(open.len(), 2, "{open:#?}");
+    let (id2, id3) = (open[0].id.to_string(), open[1].id.to_string());
+
+    // Key 2: the CRM edits again after the last run; `show` (the queue)
+    // still has the 09:20 version, and the person takes billing's.
+    let newer2 = row("globex-crm-again", 500, 100);
+    left.upsert(2, &newer2);
+    let show = cli(&s, &["conflicts", "show", &id2, "pipeline.toml"]);
+    assert!(
+        show.contains("globex-crm@") && !show.contains("globex-crm-again"),
+        "{show}"
+    );
+    for (id, take) in [(&id2, "right"), (&id3, "left")] {
+        cli(
+            &s,
+            &[
+                "conflicts",
+                "resolve",
+                id,
+                "pipeline.toml",
+                "--take",
+                take,
+                "--by",
+                "ops@example.com",
+            ],
+        );
+    }
+    // Key 3: billing edits it after the decision, before the sync runs.
+    let newer3 = row("initech-billing-again", 950, 110);
+    right.upsert(3, &newer3);
+
+    let sync = once(&s).sync.expect("stats");
+    assert_eq!((sync.applied, sync.stale), (0, 2), "{sync}");
+    assert_eq!(
+        left.get(2),
+        Some(newer2.clone()),
+        "the CRM's newer edit survived"
+    );
+    assert_eq!(right.get(2), Some(row("globex-billing", 750, 12)));
+    assert_eq!(
+        right.get(3),
+        Some(newer3.clone()),
+        "billing's newer edit survived"
+    );
+    assert_eq!(left.get(3), Some(row("initech-crm", 700, 20)));
+    // Both wait again, with the current versions, undecided.
+    let open = open_conflicts(&s);
+    assert_eq!(open.len(), 2, "{open:#?}");
+    assert_eq!(open[0].left["fields"]["name"]["text"], "globex-crm-again");
+    assert_eq!(open[0].right["fields"]["name"]["text"], "globex-billing");
+    assert_eq!(
+        open[1].right["fields"]["name"]["text"],
+        "initech-billing-again"
+    );
+    for c in &open {
+        assert_eq!(
+            (c.decision.as_deref(), c.decided_left.as_ref()),
+            (None, None)
+        );
+        assert!(
+            c.reopened
+                .as_deref()
+                .is_some_and(|r| r.contains("was not applied")),
+            "{c:#?}"
+        );
+    }
+    let events = conflict_events(&s);
+    let stale: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "stale").collect();
+    assert_eq!(stale.len(), 2, "{events:#?}");
+    assert!(
+        !events.iter().any(|e| e["event"] == "applied"),
+        "{events:#?}"
+    );
+    let (e2, e3) = (stale[0], stale[1]);
+    assert_eq!(
+        (e2["key"].as_str(), e2["decision"].as_str()),
+        (Some("2"), Some("right"))
+    );
+    assert_eq!(e2["changed"], serde_json::json!(["left"]));
+    assert_eq!(
+        e2["decided_on"]["left"]["name"], "globex-crm",
+        "what was decided on"
+    );
+    assert_eq!(
+        e2["left"]["name"], "globex-crm-again",
+        "what the side holds now"
+    );
+    assert_eq!(e2["not_written"]["name"], "globex-billing");
+    assert_eq!(
+        e2["decided_by"],
+        "ops@example.com (ferry conflicts resolve)"
+    );
+    assert_eq!(e3["changed"], serde_json::json!(["right"]));
+    assert_eq!(e3["decided_on"]["right"]["name"], "initech-billing");
+    assert_eq!(e3["right"]["name"], "initech-billing-again");
+    // The CLI shows why, and the current versions.
+    let list = cli(&s, &["conflicts", "list", "pipeline.toml"]);
+    assert!(list.contains("decision stale, decide again"), "{list}");
+    let show = cli(&s, &["conflicts", "show", &id2, "pipeline.toml"]);
+    assert!(
+        show.contains("globex-crm-again") && show.contains("reopened") && show.contains("open"),
+        "{show}"
+    );
+    // A run with nothing new keeps them waiting and writes nothing.
+    let sync = once(&s).sync.expect("stats");
+    assert_eq!(
+        (sync.written_left, sync.written_right, sync.stale),
+        (0, 0, 0)
+    );
+
+    // Decided again on what is there now: applied, both sides converge.
+    cli(
+        &s,
+        &[
+            "conflicts",
+            "resolve",
+            &id2,
+            "pipeline.toml",
+            "--take",
+            "right",
+        ],
+    );
+    cli(
+        &s,
+        &[
+            "conflicts",
+            "resolve",
+            &id3,
+            "pipeline.toml",
+            "--take",
+            "left",
+        ],
+    );
+    let sync = once(&s).sync.expect("stats");
+    assert_eq!((sync.applied, sync.stale), (2, 0), "{sync}");
+    assert!(open_conflicts(&s).is_empty());
+    assert_eq!(left.rows(), right.rows());
+    assert_eq!(left.get(2), Some(row("globex-billing", 750, 12)));
+    assert_eq!(left.get(3), Some(row("initech-crm", 700, 20)));
+    let applied: Vec<serde_json::Value> = conflict_events(&s)
+        .into_iter()
+        .filter(|e| e["event"] == "applied")
+        .collect();
+    assert_eq!(applied.len(), 2);
+    assert_eq!(
+        applied[0]["left"]["name"], "globex-crm-again",
+        "applied over what was seen"
+    );
+}
+
 #[test]
 fn owned_fields_are_overwritten_or_their_changes_rejected() {
     for reject in [false, true] {
@@ -1018,27 +1189,7 @@ pub fn randomized_run(
             !waiting.is_empty(),
             "seed {seed}: the random edits made no conflict"
         );
-        for c in &open {
-            let state = s.state();
-            let audit = AuditEvent {
-                id: 0,
-                at_us: 0,
-                pipeline: "customers".into(),
-                stage: "sync".into(),
-                plugin_digest: String::new(),
-                capability: CONFLICT_CAPABILITY.into(),
-                target: c.key.clone(),
-                detail: serde_json::json!({"event": "decided", "key": c.key}).to_string(),
-            };
-            assert!(
-                state
-                    .decide_conflict(c.id, "left", None, "test", &audit)
-                    .expect("decide")
-            );
-        }
-        wait_until("the decisions to apply", Duration::from_secs(30), || {
-            open_conflicts(s).is_empty() && left.rows() == right.rows()
-        });
+        decide_while_edits_land(s, left, right, &mut rng, &mut written, seed);
     } else {
         assert!(
             open.is_empty(),
@@ -1102,6 +1253,250 @@ pub fn randomized_run(
             "key {id}: {now:?} was never written nor decided (seed {seed})"
         );
     }
+}
+
+/// Every change of `customers` on a SQLite side with the row before and
+/// after, in order: to see what a write of ferry's overwrote.
+fn add_content_log(store: &Store) {
+    store.exec(
+        "CREATE TABLE IF NOT EXISTS content_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, id BIGINT,
+           old_name TEXT, old_email TEXT, old_limit BIGINT, old_at BIGINT,
+           new_name TEXT, new_email TEXT, new_limit BIGINT, new_at BIGINT)",
+        &[],
+    );
+    let old = "old.name, old.email, old.credit_limit, old.updated_at";
+    let new = "new.name, new.email, new.credit_limit, new.updated_at";
+    let none = "NULL, NULL, NULL, NULL";
+    for (event, id, before, after) in [
+        ("INSERT", "new.id", none, new),
+        ("UPDATE", "new.id", old, new),
+        ("DELETE", "old.id", old, none),
+    ] {
+        store.exec(
+            &format!(
+                "CREATE TRIGGER IF NOT EXISTS content_{event} AFTER {event} ON customers BEGIN
+                   INSERT INTO content_log (id, old_name, old_email, old_limit, old_at, new_name, new_email, new_limit, new_at)
+                   VALUES ({id}, {before}, {after}); END"
+            ),
+            &[],
+        );
+    }
+}
+
+/// One logged change: (seq, key, before, after).
+type Change = (i64, i64, Option<Row>, Option<Row>);
+
+fn content_log(store: &Store) -> Vec<Change> {
+    let row_at = |r: &[P]| -> Option<Row> {
+        match &r[0] {
+            P::S(name) if name.is_empty() => None,
+            _ => Some(Store::row_of(r)),
+        }
+    };
+    store
+        .query(
+            "SELECT seq, id, old_name, old_email, old_limit, old_at, new_name, new_email, new_limit, new_at FROM content_log ORDER BY seq",
+            None,
+        )
+        .iter()
+        .map(|r| match (&r[0], &r[1]) {
+            (P::I(seq), P::I(id)) => (*seq, *id, row_at(&r[2..6]), row_at(&r[6..10])),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn last_seq(store: &Store) -> i64 {
+    match store
+        .query("SELECT COALESCE(MAX(seq), 0) FROM content_log", None)
+        .first()
+        .map(|r| r[0].clone())
+    {
+        Some(P::I(n)) => n,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A person's decision as the test made it: what it was made on, what it
+/// chose, and where each side's change log stood then.
+struct Decided {
+    id: i64,
+    key: i64,
+    seen: [Option<Row>; 2],
+    result: Option<Row>,
+    marks: [i64; 2],
+}
+
+fn plain_of(stored: &serde_json::Value) -> Option<Row> {
+    ferry_pipeline::sync::record::Version::from_stored(stored)
+        .and_then(|v| plain_row(&v.to_plain()))
+}
+
+/// The manual strategy's decisions, made as people make them while the
+/// sync runs: each on the queued versions (as `ferry conflicts resolve`
+/// records them), with edits landing on the conflict's key after the
+/// queue was last refreshed and before the decision, and after the
+/// decision (before or after the sync applies it). A stale decision
+/// reopens its conflict, decided again next round; rounds after the third edit
+/// nothing, so everything converges. The oracle, from the sides' own
+/// change logs: every write of a decided version went over exactly the
+/// version the decision was made on, and every applied decision is the one
+/// made last, written where it was needed.
+fn decide_while_edits_land(
+    s: &Sandbox,
+    left: &Store,
+    right: &Store,
+    rng: &mut Rng,
+    written: &mut Written,
+    seed: u64,
+) {
+    add_content_log(left);
+    add_content_log(right);
+    let stores = [left, right];
+    let mut decided: Vec<Decided> = Vec::new();
+    let mut forced_stale = 0;
+    for round in 0..12 {
+        let open = open_conflicts(s);
+        if open.is_empty() {
+            break;
+        }
+        let editing = round < 3;
+        for c in &open {
+            let key: i64 = c.key.parse().expect("a numeric key");
+            let seen = [plain_of(&c.left), plain_of(&c.right)];
+            // An edit after the queue was read, before the decision.
+            let before = written.changes.clone();
+            if editing && rng.below(3) == 0 {
+                let side = rng.below(2) as usize;
+                random_edit(rng, stores[side], side, key, written);
+            }
+            let edited_before = before != written.changes;
+            let take = if rng.below(2) == 0 { "left" } else { "right" };
+            let result = seen[usize::from(take == "right")].clone();
+            let marks = [last_seq(left), last_seq(right)];
+            let audit = AuditEvent {
+                id: 0,
+                at_us: 0,
+                pipeline: "customers".into(),
+                stage: "sync".into(),
+                plugin_digest: String::new(),
+                capability: CONFLICT_CAPABILITY.into(),
+                target: c.key.clone(),
+                detail: serde_json::json!({"event": "decided", "key": c.key}).to_string(),
+            };
+            let decision = ferry_state::Decision {
+                decision: take.into(),
+                merged: None,
+                left: c.left.clone(),
+                right: c.right.clone(),
+                by: "test".into(),
+            };
+            assert!(
+                s.state()
+                    .decide_conflict(c.id, &decision, &audit)
+                    .expect("decide"),
+                "seed {seed}"
+            );
+            if edited_before {
+                forced_stale += 1;
+            }
+            decided.push(Decided {
+                id: c.id,
+                key,
+                seen,
+                result,
+                marks,
+            });
+            // An edit after the decision, before or after it is applied:
+            // on the side taken, which the decision does not write (an
+            // edit of the other side between the sync's fetch and its
+            // write is the documented window of unconditional writes).
+            if editing && rng.below(3) == 0 {
+                std::thread::sleep(Duration::from_micros(rng.below(30_000)));
+                let side = usize::from(take == "right");
+                random_edit(rng, stores[side], side, key, written);
+            }
+        }
+        wait_until(
+            "the decisions to be applied or reopened",
+            Duration::from_secs(30),
+            || {
+                s.state()
+                    .conflicts(&ConflictFilter {
+                        pipeline: Some("customers".into()),
+                        statuses: vec!["decided".into()],
+                        key: None,
+                    })
+                    .expect("conflicts")
+                    .is_empty()
+            },
+        );
+    }
+    wait_until("the decisions to converge", Duration::from_secs(30), || {
+        open_conflicts(s).is_empty() && left.rows() == right.rows()
+    });
+    let events = conflict_events(s);
+    let logs = [content_log(left), content_log(right)];
+    for (i, d) in decided.iter().enumerate() {
+        // Its window: until the next decision on the same conflict.
+        let until = decided[i + 1..]
+            .iter()
+            .find(|n| n.id == d.id)
+            .map(|n| n.marks);
+        let applied: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["event"] == "applied" && e["conflict"] == d.id)
+            .collect();
+        let last = until.is_none();
+        if last {
+            assert_eq!(
+                applied.len(),
+                1,
+                "seed {seed}: conflict {} is applied once, with its last decision",
+                d.id
+            );
+            assert_eq!(
+                plain_row(&applied[0]["result"]),
+                d.result,
+                "seed {seed}: key {}: the decision applied is the one made",
+                d.key
+            );
+        }
+        let Some(result) = &d.result else {
+            continue; // a delete: the test's own deletes look alike
+        };
+        for side in 0..2 {
+            let writes: Vec<&Change> = logs[side]
+                .iter()
+                .filter(|(seq, key, _, after)| {
+                    *key == d.key
+                        && *seq > d.marks[side]
+                        && until.is_none_or(|u| *seq <= u[side])
+                        && after.as_ref() == Some(result)
+                })
+                .collect();
+            for (seq, _, over, _) in &writes {
+                assert_eq!(
+                    over, &d.seen[side],
+                    "seed {seed}: key {}: change {seq} on side {side} wrote the decided version over one the person did not see",
+                    d.key
+                );
+            }
+            if last && d.seen[side].as_ref() != Some(result) {
+                assert_eq!(
+                    writes.len(),
+                    1,
+                    "seed {seed}: key {}: the applied decision was written to side {side} once",
+                    d.key
+                );
+            }
+        }
+    }
+    let stale = events.iter().filter(|e| e["event"] == "stale").count();
+    assert!(
+        stale >= forced_stale,
+        "seed {seed}: {forced_stale} decisions were made on versions edited since, only {stale} went stale"
+    );
 }
 
 pub fn seed() -> u64 {

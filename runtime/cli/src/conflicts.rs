@@ -2,9 +2,12 @@
 //!
 //! A conflict waits here when the sync's strategy is `manual`, or when a
 //! strategy or resolver could not decide. Its key is not synced until it
-//! is resolved. `resolve` records the decision (and audits it); the running
-//! sync (or the next `ferry run`) writes the chosen version to both sides
-//! and unblocks the key.
+//! is resolved. `resolve` records the decision with the versions it was
+//! made on (the queued ones, as `show` prints them) and audits it; the
+//! running sync (or the next `ferry run`) writes the chosen version to both
+//! sides and unblocks the key — if both sides still hold those versions.
+//! If either changed meanwhile the decision is stale: the conflict waits
+//! again with the current versions (`show` says why), to be decided anew.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +15,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use ferry_pipeline::sync::record::Version;
-use ferry_state::{AuditEvent, CONFLICT_CAPABILITY, Conflict, ConflictFilter, StateStore};
+use ferry_state::{
+    AuditEvent, CONFLICT_CAPABILITY, Conflict, ConflictFilter, Decision, StateStore,
+};
 
 #[derive(Subcommand)]
 pub(crate) enum ConflictsCommand {
@@ -139,7 +144,11 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                     "id", "pipeline", "key", "status", "detected"
                 );
                 for c in &found {
-                    let reason: String = c.reason.chars().take(80).collect();
+                    let reason = match &c.reopened {
+                        Some(_) => format!("decision stale, decide again: {}", c.reason),
+                        None => c.reason.clone(),
+                    };
+                    let reason: String = reason.chars().take(80).collect();
                     println!(
                         "{:>6}  {:<22} {:<16} {:<9} {:<27} {}",
                         c.id,
@@ -178,6 +187,14 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             }
             if c.resolved_at_us.is_some() {
                 println!("  applied   {}", when(c.resolved_at_us));
+            }
+            if let Some(why) = &c.reopened {
+                println!("  reopened  {why}");
+            }
+            if c.status == "open" {
+                println!(
+                    "  versions  as the sync last fetched them; a decision is applied only while both sides still hold them"
+                );
             }
             let (l, r, a) = (plain(&c.left), plain(&c.right), plain(&c.ancestor));
             let width = names_width(&c);
@@ -294,17 +311,21 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 target: c.key.clone(),
                 detail: detail.to_string(),
             };
-            if !state.decide_conflict(
-                id,
-                take.as_str(),
-                merged_stored.as_ref(),
-                &decided_by,
-                &audit,
-            )? {
+            // The decision is made on the queued versions read above (the
+            // ones `show` prints and the audit event holds): the sync applies
+            // it only while both sides still hold them.
+            let decision = Decision {
+                decision: take.as_str().to_string(),
+                merged: merged_stored,
+                left: c.left.clone(),
+                right: c.right.clone(),
+                by: decided_by,
+            };
+            if !state.decide_conflict(id, &decision, &audit)? {
                 bail!("conflict {id} was decided by someone else meanwhile");
             }
             println!(
-                "conflict {id} (key {}): take {}; the sync writes it to both sides on its next pass (a running `ferry run` picks it up; otherwise the next run does)",
+                "conflict {id} (key {}): take {}; the sync writes it to both sides on its next pass (a running `ferry run` picks it up; otherwise the next run does) if both still hold the versions `ferry conflicts show {id}` printed; if either changed since, nothing is written and the conflict waits again with the current versions",
                 c.key,
                 take.as_str()
             );
@@ -345,5 +366,10 @@ fn conflict_json(c: &Conflict) -> serde_json::Value {
         "decided_by": c.decided_by,
         "decided_at": c.decided_at_us.map(|t| when(Some(t))),
         "resolved_at": c.resolved_at_us.map(|t| when(Some(t))),
+        "decided_on": c.decided_left.as_ref().map(|l| serde_json::json!({
+            "left": plain(l),
+            "right": c.decided_right.as_ref().map(plain),
+        })),
+        "reopened": c.reopened,
     })
 }

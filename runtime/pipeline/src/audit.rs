@@ -356,7 +356,7 @@ mod tests {
             commit_sync(commit: &ferry_state::SyncCommit) -> Result<Vec<i64>, ferry_state::StateError>;
             conflicts(filter: &ferry_state::ConflictFilter) -> Result<Vec<ferry_state::Conflict>, ferry_state::StateError>;
             conflict(id: i64) -> Result<Option<ferry_state::Conflict>, ferry_state::StateError>;
-            decide_conflict(id: i64, decision: &str, merged: Option<&serde_json::Value>, by: &str, audit: &AuditEvent) -> Result<bool, ferry_state::StateError>;
+            decide_conflict(id: i64, decision: &ferry_state::Decision, audit: &AuditEvent) -> Result<bool, ferry_state::StateError>;
         }
 
         fn record_audits(&self, events: &[AuditEvent]) -> Result<(), ferry_state::StateError> {

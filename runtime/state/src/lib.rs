@@ -52,7 +52,8 @@ use serde::{Deserialize, Serialize};
 
 mod sync;
 pub use sync::{
-    CONFLICT_CAPABILITY, Conflict, ConflictFilter, MAX_DETAIL_BYTES, NewConflict, SyncCommit,
+    CONFLICT_CAPABILITY, Conflict, ConflictFilter, Decision, MAX_DETAIL_BYTES, NewConflict, Reopen,
+    SyncCommit,
 };
 
 /// Errors of the state store.
@@ -467,14 +468,13 @@ pub trait StateStore: Send + Sync {
     fn conflict(&self, id: i64) -> Result<Option<Conflict>, StateError>;
 
     /// Records a person's decision on an `open` conflict (`left`, `right`
-    /// or `merged`) with `audit`, in one transaction. `false`: the
-    /// conflict was not open (decided already, or resolved).
+    /// or `merged`, with the versions it was made on) with `audit`, in one
+    /// transaction. `false`: the conflict was not open (decided already,
+    /// or resolved).
     fn decide_conflict(
         &self,
         id: i64,
-        decision: &str,
-        merged: Option<&serde_json::Value>,
-        by: &str,
+        decision: &Decision,
         audit: &AuditEvent,
     ) -> Result<bool, StateError>;
 }
@@ -497,7 +497,22 @@ pub const APPLICATION_ID: i64 = 0x4652_5259;
 ///    or 1 gets the new table (and its index) when it is opened.
 /// 3. `sync_keys` and `conflicts`, for two-way sync. Older files get them
 ///    when opened.
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4. `conflicts.decided_left`, `decided_right` (the versions a decision
+///    was made on) and `reopened` (why a conflict whose decision went stale
+///    waits again). A version 3 file gets the columns (`ADDED_COLUMNS`)
+///    when opened; its decided conflicts keep NULL there, and the sync
+///    checks them against `left_version` and `right_version`, which it
+///    never changes once a conflict is decided.
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Columns added to an existing table by a schema version: (table, column,
+/// type). `check_schema` adds those a file lacks when it opens a file of an
+/// older version.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("conflicts", "decided_left", "TEXT"),
+    ("conflicts", "decided_right", "TEXT"),
+    ("conflicts", "reopened", "TEXT"),
+];
 
 /// Every table ferry uses and the columns it reads and writes.
 const TABLES: &[(&str, &[&str])] = &[
@@ -584,6 +599,9 @@ const TABLES: &[(&str, &[&str])] = &[
             "decided_by",
             "decided_at_us",
             "resolved_at_us",
+            "decided_left",
+            "decided_right",
+            "reopened",
         ],
     ),
 ];
@@ -668,7 +686,10 @@ CREATE TABLE IF NOT EXISTS conflicts (
     merged TEXT,
     decided_by TEXT,
     decided_at_us INTEGER,
-    resolved_at_us INTEGER
+    resolved_at_us INTEGER,
+    decided_left TEXT,
+    decided_right TEXT,
+    reopened TEXT
 );
 CREATE INDEX IF NOT EXISTS conflicts_by_key ON conflicts (pipeline, key, status);
 ";
@@ -830,6 +851,21 @@ impl SqliteState {
             }
             tx.execute_batch(SCHEMA)
                 .map_err(self.q("creating tables"))?;
+            // Tables of an older version that `CREATE TABLE IF NOT EXISTS`
+            // left as they were: the columns later versions added.
+            for (table, column, kind) in ADDED_COLUMNS {
+                let has: bool = tx
+                    .query_row(
+                        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                        params![table, column],
+                        |r| r.get(0),
+                    )
+                    .map_err(self.q(what))?;
+                if !has {
+                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                        .map_err(self.q("adding a column of a newer schema"))?;
+                }
+            }
             tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(self.q("stamping the schema version"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -1432,12 +1468,10 @@ impl StateStore for SqliteState {
     fn decide_conflict(
         &self,
         id: i64,
-        decision: &str,
-        merged: Option<&serde_json::Value>,
-        by: &str,
+        decision: &Decision,
         audit: &AuditEvent,
     ) -> Result<bool, StateError> {
-        self.decide_conflict_impl(id, decision, merged, by, audit)
+        self.decide_conflict_impl(id, decision, audit)
     }
 
     fn audit_events(&self, pipeline: Option<&str>) -> Result<Vec<AuditEvent>, StateError> {
@@ -1735,8 +1769,10 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "state database {} was written by a newer ferry (schema version 4; this ferry knows up to 3); run it with that ferry, or restore a backup this one wrote",
-                path.display()
+                "state database {} was written by a newer ferry (schema version {}; this ferry knows up to {}); run it with that ferry, or restore a backup this one wrote",
+                path.display(),
+                SCHEMA_VERSION + 1,
+                SCHEMA_VERSION
             )
         );
     }
@@ -1849,6 +1885,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_version_3_file_gets_the_decision_columns_and_keeps_its_conflicts() -> Result<(), StateError>
+    {
+        let (_dir, path) = temp();
+        // A version 3 file: `conflicts` without the columns of version 4,
+        // holding a decided conflict.
+        let conn = Connection::open(&path).expect("raw");
+        let v3 = SCHEMA.replace(
+            "    resolved_at_us INTEGER,\n    decided_left TEXT,\n    decided_right TEXT,\n    reopened TEXT\n",
+            "    resolved_at_us INTEGER\n",
+        );
+        assert_ne!(v3, SCHEMA, "the version 3 table");
+        conn.execute_batch(&v3).expect("version 3 tables");
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 3;
+             INSERT INTO conflicts (pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us, status, decision, decided_by, decided_at_us)
+             VALUES ('p', '2', '{{\"fields\":{{}}}}', 'null', 'null', 'manual', 'the strategy is manual', 1, 'decided', 'right', 'ann', 2);"
+        ))
+        .expect("a decided conflict");
+        drop(conn);
+        let s = SqliteState::open(&path)?;
+        let version: i64 = s
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let c = &s.conflicts(&ConflictFilter::default())?[0];
+        assert_eq!(
+            (
+                c.status.as_str(),
+                c.decision.as_deref(),
+                &c.decided_left,
+                &c.reopened
+            ),
+            ("decided", Some("right"), &None, &None)
+        );
+        // And it opens again as it is.
+        drop(s);
+        SqliteState::open(&path)?;
+        Ok(())
+    }
+
     fn conflict_event(key: &str) -> AuditEvent {
         AuditEvent {
             id: 0,
@@ -1917,9 +1995,17 @@ mod tests {
             s.conflict(ids[0])?.expect("kept").left,
             serde_json::json!({"fields": {}})
         );
-        assert!(s.decide_conflict(ids[0], "left", None, "ann", &conflict_event("3"))?);
+        let seen = s.conflict(ids[0])?.expect("kept");
+        let decision = |take: &str, by: &str| Decision {
+            decision: take.into(),
+            merged: None,
+            left: seen.left.clone(),
+            right: seen.right.clone(),
+            by: by.into(),
+        };
+        assert!(s.decide_conflict(ids[0], &decision("left", "ann"), &conflict_event("3"))?);
         assert!(
-            !s.decide_conflict(ids[0], "right", None, "bob", &conflict_event("3"))?,
+            !s.decide_conflict(ids[0], &decision("right", "bob"), &conflict_event("3"))?,
             "decided once"
         );
         let c = s.conflict(ids[0])?.expect("kept");
@@ -1931,6 +2017,39 @@ mod tests {
             ),
             ("decided", Some("left"), Some("ann"))
         );
+        assert_eq!(
+            c.decided_left.as_ref(),
+            Some(&seen.left),
+            "what it was decided on"
+        );
+        assert_eq!(c.decided_right.as_ref(), Some(&seen.right));
+        // A stale decision: the conflict waits again with the current
+        // versions, the decision gone, the note kept.
+        let now = serde_json::json!({"fields": {"n": {"int": 2}}});
+        s.commit_sync(&SyncCommit {
+            pipeline: "p".into(),
+            reopen: vec![Reopen {
+                id: ids[0],
+                left: now.clone(),
+                right: serde_json::Value::Null,
+                note: "the left side changed".into(),
+            }],
+            ..SyncCommit::default()
+        })?;
+        let c = s.conflict(ids[0])?.expect("kept");
+        assert_eq!(
+            (
+                c.status.as_str(),
+                c.decision,
+                c.decided_by,
+                c.decided_left,
+                c.left.clone()
+            ),
+            ("open", None, None, None, now)
+        );
+        assert_eq!(c.reopened.as_deref(), Some("the left side changed"));
+        assert!(s.decide_conflict(ids[0], &decision("left", "ann"), &conflict_event("3"))?);
+        assert_eq!(s.conflict(ids[0])?.expect("kept").reopened, None);
         s.commit_sync(&SyncCommit {
             pipeline: "p".into(),
             resolved: vec![ids[0]],
@@ -1941,8 +2060,8 @@ mod tests {
         assert!(c.resolved_at_us.is_some());
         assert_eq!(
             s.audit_events(Some("p"))?.len(),
-            2,
-            "the decision is audited"
+            3,
+            "each decision is audited"
         );
         Ok(())
     }

@@ -6,6 +6,10 @@
 //! A batch of sync work lands in one transaction ([`SyncCommit`]): the
 //! per-key states, the side's checkpoint, new and settled conflicts, audit
 //! events and dead letters, so a crash leaves the old state or the new.
+//!
+//! A decision stores the versions it was made on; the engine applies it
+//! only while both sides still hold them, and otherwise reopens the
+//! conflict with the current versions ([`Reopen`]).
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -50,6 +54,31 @@ pub struct Conflict {
     pub decided_at_us: Option<i64>,
     /// When the decision was applied to both sides.
     pub resolved_at_us: Option<i64>,
+    /// Once decided: the left version the decision was made on (what
+    /// `resolve` read from the queue). The sync applies the decision only
+    /// while the left side still holds it; `None` for decisions recorded by
+    /// a ferry before schema version 4 (their `left` was not refreshed
+    /// after the decision, so it stands in).
+    pub decided_left: Option<serde_json::Value>,
+    /// Once decided: the right version the decision was made on.
+    pub decided_right: Option<serde_json::Value>,
+    /// Why the conflict waits again, when a decision on it went stale (a
+    /// side changed after the decision was made, so it was not applied).
+    pub reopened: Option<String>,
+}
+
+/// A decided conflict whose decision went stale: it waits again, with the
+/// versions the sides hold now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reopen {
+    /// The conflict.
+    pub id: i64,
+    /// The left side's current version.
+    pub left: serde_json::Value,
+    /// The right side's current version.
+    pub right: serde_json::Value,
+    /// Why it waits again (shown by `ferry conflicts show`).
+    pub note: String,
 }
 
 /// A new conflict for the queue.
@@ -85,12 +114,31 @@ pub struct SyncCommit {
     pub refresh: Vec<(i64, serde_json::Value, serde_json::Value)>,
     /// Decided conflicts now applied to both sides.
     pub resolved: Vec<i64>,
+    /// Decided conflicts whose decision went stale: open again.
+    pub reopen: Vec<Reopen>,
     /// Audit events.
     pub audit: Vec<AuditEvent>,
     /// Dead letters.
     pub dead_letters: Vec<DeadLetter>,
     /// The run these records count towards, and their counts.
     pub accounting: Option<(i64, crate::Accounting)>,
+}
+
+/// A person's decision on a queued conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// `left`, `right` or `merged`.
+    pub decision: String,
+    /// The merged version, for `merged`.
+    pub merged: Option<serde_json::Value>,
+    /// The left version the decision was made on: the queued one `resolve`
+    /// read (and audited). The sync applies the decision only while both
+    /// sides still hold the versions it was made on.
+    pub left: serde_json::Value,
+    /// The right version the decision was made on.
+    pub right: serde_json::Value,
+    /// Who decided.
+    pub by: String,
 }
 
 /// Which conflicts to list.
@@ -104,7 +152,7 @@ pub struct ConflictFilter {
     pub key: Option<String>,
 }
 
-const CONFLICT_COLUMNS: &str = "id, pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us, status, decision, merged, decided_by, decided_at_us, resolved_at_us";
+const CONFLICT_COLUMNS: &str = "id, pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us, status, decision, merged, decided_by, decided_at_us, resolved_at_us, decided_left, decided_right, reopened";
 
 fn json(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
@@ -127,6 +175,9 @@ fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conflict> {
         decided_by: r.get(12)?,
         decided_at_us: r.get(13)?,
         resolved_at_us: r.get(14)?,
+        decided_left: r.get::<_, Option<String>>(15)?.map(json),
+        decided_right: r.get::<_, Option<String>>(16)?.map(json),
+        reopened: r.get(17)?,
     })
 }
 
@@ -277,6 +328,15 @@ impl SqliteState {
                 )?
                 .execute(params![id, now])?;
             }
+            for r in &c.reopen {
+                tx.prepare_cached(
+                    "UPDATE conflicts SET status = 'open', left_version = ?2, right_version = ?3, reopened = ?4,
+                       decision = NULL, merged = NULL, decided_by = NULL, decided_at_us = NULL,
+                       decided_left = NULL, decided_right = NULL
+                     WHERE id = ?1 AND status = 'decided'",
+                )?
+                .execute(params![r.id, r.left.to_string(), r.right.to_string(), r.note])?;
+            }
             for event in &c.audit {
                 insert_audit(&tx, event)?;
             }
@@ -327,9 +387,7 @@ impl SqliteState {
     pub(crate) fn decide_conflict_impl(
         &self,
         id: i64,
-        decision: &str,
-        merged: Option<&serde_json::Value>,
-        by: &str,
+        d: &Decision,
         audit: &AuditEvent,
     ) -> Result<bool, StateError> {
         let mut conn = self.lock();
@@ -338,9 +396,18 @@ impl SqliteState {
             .map_err(self.q("starting a conflict decision"))?;
         let changed = tx
             .execute(
-                "UPDATE conflicts SET status = 'decided', decision = ?2, merged = ?3, decided_by = ?4, decided_at_us = ?5
+                "UPDATE conflicts SET status = 'decided', decision = ?2, merged = ?3, decided_by = ?4, decided_at_us = ?5,
+                   decided_left = ?6, decided_right = ?7, reopened = NULL
                  WHERE id = ?1 AND status = 'open'",
-                params![id, decision, merged.map(|m| m.to_string()), by, now_us()],
+                params![
+                    id,
+                    d.decision,
+                    d.merged.as_ref().map(|m| m.to_string()),
+                    d.by,
+                    now_us(),
+                    d.left.to_string(),
+                    d.right.to_string()
+                ],
             )
             .map_err(self.q("deciding a conflict"))?;
         if changed == 1 {

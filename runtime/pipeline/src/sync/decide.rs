@@ -99,6 +99,29 @@ pub fn changed(
     }
 }
 
+/// Whether a side still holds `seen`, the version a person decided on:
+/// its current version (checksum `hash`) has the same content — the
+/// checksum of the synced fields, in every detection mode, since that is
+/// what a write would overwrite — and has not changed since `seen` by the
+/// manifest's detection either (with `version` detection a higher version
+/// number, a "touch" of the same content, is a change; with `timestamp`
+/// detection a later timestamp). A decision is applied only while both
+/// sides still hold what it was decided on.
+pub fn still_holds(
+    detect: &Detect,
+    current: &Version,
+    hash: &str,
+    seen: &Version,
+    field: Option<&str>,
+) -> bool {
+    let seen_hash = seen.hash();
+    if hash != seen_hash {
+        return false;
+    }
+    let mark = mark_of(seen, &seen_hash, field);
+    !changed(detect, current, hash, Some(&mark), field)
+}
+
 /// A field-level three-way merge: fields changed on one side only come
 /// from that side; `conflicting` lists fields changed on both sides to
 /// different values (they hold the left value in `merged`).
@@ -399,6 +422,47 @@ mod tests {
                 .collect(),
             ..Version::default()
         }
+    }
+
+    #[test]
+    fn a_side_still_holds_a_decided_on_version_only_unchanged_by_its_detection() {
+        let seen = Version {
+            version: Some(7),
+            updated_at: Some(10),
+            ..v(&[("x", 1), ("at", 5)])
+        };
+        let same = seen.clone();
+        let edited = Version {
+            version: Some(8),
+            ..v(&[("x", 2), ("at", 6)])
+        };
+        let touched = Version {
+            version: Some(8),
+            updated_at: Some(11),
+            ..seen.clone()
+        };
+        let gone = Version::absent();
+        for detect in [Detect::Checksum, Detect::Version, Detect::Timestamp] {
+            let holds = |c: &Version, f: Option<&str>| still_holds(&detect, c, &c.hash(), &seen, f);
+            assert!(holds(&same, Some("at")), "{detect:?}: unchanged");
+            assert!(!holds(&edited, Some("at")), "{detect:?}: new content");
+            assert!(!holds(&gone, Some("at")), "{detect:?}: deleted since");
+        }
+        // A touch (same content, a new version number or updated-at) is a
+        // change only where the detection sees it.
+        let touch = |d: Detect, f| still_holds(&d, &touched, &touched.hash(), &seen, f);
+        assert!(touch(Detect::Checksum, Some("at")));
+        assert!(!touch(Detect::Version, Some("at")));
+        assert!(!touch(Detect::Timestamp, None), "updated-at moved");
+        assert!(touch(Detect::Timestamp, Some("at")), "the field did not");
+        // A decision on a deleted key holds while it stays deleted.
+        assert!(still_holds(
+            &Detect::Version,
+            &gone,
+            &gone.hash(),
+            &gone,
+            None
+        ));
     }
 
     #[test]

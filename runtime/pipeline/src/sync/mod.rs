@@ -40,6 +40,16 @@
 //! on) until `ferry conflicts resolve` decides it; the engine then writes
 //! the decision to both sides and unblocks the key.
 //!
+//! A decision is made on the versions the queue held when `resolve` ran
+//! (stored with it). The queued versions are refreshed only when the
+//! engine polls the key, so a side may have changed since (an edit after
+//! the last run, or between two polls). Before writing a decision the
+//! engine fetches both sides and checks that each still holds the version
+//! the decision was made on ([`decide::still_holds`]); if either does not,
+//! the decision is stale: nothing is written, the conflict waits again with
+//! the current versions, and a `stale` audit event holds the decided-on
+//! and the current versions.
+//!
 //! # Known limit
 //!
 //! Writes are not conditional: an edit that lands on a side between the
@@ -89,19 +99,23 @@ pub struct SyncStats {
     pub queued: u64,
     /// Decisions of people applied.
     pub applied: u64,
+    /// Decisions of people not applied because a side changed after they
+    /// were made: their conflicts wait again with the current versions.
+    pub stale: u64,
 }
 
 impl std::fmt::Display for SyncStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "sync: written left={} right={} unchanged={} conflicts={} queued={} decisions applied={}",
+            "sync: written left={} right={} unchanged={} conflicts={} queued={} decisions applied={} stale={}",
             self.written_left,
             self.written_right,
             self.unchanged,
             self.conflicts,
             self.queued,
-            self.applied
+            self.applied,
+            self.stale
         )
     }
 }
@@ -1004,6 +1018,7 @@ impl Engine {
             queue: work.queue.iter().map(|(_, q, _)| q.clone()).collect(),
             refresh: work.refresh.clone(),
             resolved: work.resolved.clone(),
+            reopen: work.reopen.clone(),
             audit: work.audit.clone(),
             dead_letters: letters,
             accounting: (polled > 0).then_some((self.run_id, closed)),
@@ -1015,6 +1030,9 @@ impl Engine {
         }
         for key in &work.unblocked {
             self.blocked.remove(key);
+        }
+        for (key, blocked) in &work.reblocked {
+            self.blocked.insert(key.clone(), blocked.clone());
         }
         self.totals.add(&closed);
         let status = &self.options.status;
@@ -1071,7 +1089,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies the decisions people made with `ferry conflicts resolve`.
+    /// Applies the decisions people made with `ferry conflicts resolve`,
+    /// each only while both sides still hold the versions it was made on;
+    /// a stale one reopens its conflict instead.
     fn apply_decisions(&mut self) -> Result<(), PipelineError> {
         let decided = self.state.conflicts(&ConflictFilter {
             pipeline: Some(self.pipeline.clone()),
@@ -1085,17 +1105,84 @@ impl Engine {
         let lefts = self.fetch(Side::Left, &keys)?;
         let rights = self.fetch(Side::Right, &keys)?;
         let mut work = Work::default();
+        let ts = self.sync.timestamp_field.clone();
         for c in decided {
-            let stored = match c.decision.as_deref() {
-                Some("left") => Some(c.left.clone()),
-                Some("right") => Some(c.right.clone()),
-                _ => c.merged.clone(),
+            // What the decision was made on. A decision recorded before
+            // these were stored: the queued versions, which the engine
+            // never refreshes once a conflict is decided.
+            let on_left = c.decided_left.as_ref().unwrap_or(&c.left);
+            let on_right = c.decided_right.as_ref().unwrap_or(&c.right);
+            let (Some(on_l), Some(on_r)) = (
+                Version::from_stored(on_left),
+                Version::from_stored(on_right),
+            ) else {
+                tracing::error!(pipeline = %self.pipeline, id = c.id, "conflict {} has unreadable versions; resolve it again", c.id);
+                continue;
             };
-            let Some(version) = stored.as_ref().and_then(Version::from_stored) else {
+            let chosen = match c.decision.as_deref() {
+                Some("left") => Some(on_l.clone()),
+                Some("right") => Some(on_r.clone()),
+                _ => c.merged.as_ref().and_then(Version::from_stored),
+            };
+            let Some(version) = chosen else {
                 tracing::error!(pipeline = %self.pipeline, id = c.id, "conflict {} has an unreadable decision; resolve it again", c.id);
                 continue;
             };
             let item = Item::new(&c.key, &lefts, &rights, None);
+            let changed: Vec<&str> = [
+                ("left", &item.l, &item.lh, &on_l),
+                ("right", &item.r, &item.rh, &on_r),
+            ]
+            .into_iter()
+            .filter(|(_, now, hash, seen)| {
+                !decide::still_holds(&self.sync.detect, now, hash, seen, ts.as_deref())
+            })
+            .map(|(side, ..)| side)
+            .collect();
+            let decision = c.decision.clone().unwrap_or_default();
+            let by = c.decided_by.clone().unwrap_or_else(|| "?".to_string());
+            let decided_at = c.decided_at_us.map(ferry_host::batch::rfc3339_micros);
+            if !changed.is_empty() {
+                let sides = match changed.as_slice() {
+                    [one] => format!("the {one} side"),
+                    _ => "both sides".to_string(),
+                };
+                let note = format!(
+                    "the decision `take {decision}` by {by}{} was not applied: {sides} changed after it was made; decide again on the current versions",
+                    decided_at
+                        .as_deref()
+                        .map(|t| format!(" at {t}"))
+                        .unwrap_or_default(),
+                );
+                tracing::warn!(pipeline = %self.pipeline, key = %c.key, "conflict {}: {note} (`ferry conflicts show {}`)", c.id, c.id);
+                let detail = serde_json::json!({
+                    "event": "stale",
+                    "conflict": c.id,
+                    "key": c.key,
+                    "strategy": c.strategy,
+                    "outcome": "reopened",
+                    "decision": c.decision,
+                    "not_written": version.to_plain(),
+                    "changed": changed,
+                    "decided_on": {"left": on_l.to_plain(), "right": on_r.to_plain()},
+                    "left": item.l.to_plain(),
+                    "right": item.r.to_plain(),
+                    "decided_by": c.decided_by,
+                    "decided_at": decided_at,
+                    "at": ferry_host::batch::rfc3339_micros(now_us()),
+                });
+                work.audit.push(self.audit(&c.key, detail, None));
+                work.reopen.push(ferry_state::Reopen {
+                    id: c.id,
+                    left: item.l.to_stored(),
+                    right: item.r.to_stored(),
+                    note,
+                });
+                work.reblocked
+                    .push((c.key.clone(), (c.id, item.lh.clone(), item.rh.clone())));
+                self.stats.stale += 1;
+                continue;
+            }
             let detail = serde_json::json!({
                 "event": "applied",
                 "conflict": c.id,
@@ -1103,8 +1190,11 @@ impl Engine {
                 "strategy": c.strategy,
                 "outcome": c.decision,
                 "decision": c.decision,
+                "left": item.l.to_plain(),
+                "right": item.r.to_plain(),
                 "result": version.to_plain(),
                 "decided_by": c.decided_by,
+                "decided_at": decided_at,
                 "at": ferry_host::batch::rfc3339_micros(now_us()),
             });
             work.audit.push(self.audit(&c.key, detail, None));
@@ -1178,6 +1268,11 @@ struct Work {
     queue: Vec<(String, NewConflict, (String, String))>,
     refresh: Vec<(i64, serde_json::Value, serde_json::Value)>,
     resolved: Vec<i64>,
+    /// Stale decisions: their conflicts wait again.
+    reopen: Vec<ferry_state::Reopen>,
+    /// Keys blocked again by a reopened conflict: (key, (id, left hash,
+    /// right hash)).
+    reblocked: Vec<(String, (i64, String, String))>,
     unblocked: Vec<String>,
     audit: Vec<AuditEvent>,
     letters: Vec<DeadLetter>,
