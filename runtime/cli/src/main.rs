@@ -498,7 +498,7 @@ pub(crate) fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
             thousands(sync.written_right),
             thousands(sync.unchanged)
         );
-        if sync.conflicts > 0 || sync.applied > 0 {
+        if sync.conflicts > 0 || sync.applied > 0 || sync.stale > 0 {
             println!(
                 "  conflicts      {:>10}   {} settled by the strategy, {} waiting: ferry conflicts list {}{}",
                 thousands(sync.conflicts),
@@ -510,6 +510,13 @@ pub(crate) fn print_summary(report: &RunReport, manifest: &Path, ok: bool) {
                 } else {
                     String::new()
                 }
+            );
+        }
+        if sync.stale > 0 {
+            println!(
+                "  stale          {:>10}   decisions not applied: a side changed after the decision; decide again on the current versions: ferry conflicts list {}",
+                thousands(sync.stale),
+                manifest.display()
             );
         }
     }
