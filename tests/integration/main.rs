@@ -18,6 +18,7 @@ mod hostile_flood;
 mod hostile_json;
 mod hostile_sql;
 mod manifest_errors;
+mod ownership;
 mod pg_cdc;
 mod pipeline;
 mod plugin_cli;

@@ -413,3 +413,62 @@ fn ferry_run_reloads_on_an_edit_and_on_ferry_reload() {
     );
     let _ = path;
 }
+
+#[test]
+fn a_pipeline_added_by_a_reload_takes_its_lock_and_a_removed_one_releases_it() {
+    use ferry_pipeline::{Ownership, owner::holder};
+    let s = Sandbox::new();
+    s.write("in/p.jsonl", &records(&["a"]));
+    s.write("in/q.jsonl", &records(&["x"]));
+    let dir = s.path("manifests");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = write_manifest(&s, "manifests/p.toml", &manifest_in("../", "p", "none", ""));
+    let (p_state, q_state) = (s.path(".ferry/p.db"), s.path(".ferry/q.db"));
+    let me = std::process::id();
+    let rt = rt();
+    rt.block_on(async {
+        let mut sup = start(&s, &dir);
+        committed(&sup, "p", 1).await;
+        assert_eq!(
+            holder(&p_state, "p").expect("look").map(|h| h.pid),
+            Some(me)
+        );
+        // Another owner holds q: adding q rolls the reload back, naming it.
+        let other = Ownership::take(&q_state, "q", "ferry dlq replay").expect("q's lock");
+        write_manifest(&s, "manifests/q.toml", &manifest_in("../", "q", "none", ""));
+        let event = sup.reload(std::slice::from_ref(&dir), "test").await;
+        assert_eq!(event.outcome, Outcome::RolledBack, "{event}");
+        let reason = event.reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains("pipeline `q` is already served by `ferry dlq replay` on host ")
+                && reason.contains(&format!(", pid {me}, since ")),
+            "{event}"
+        );
+        assert_eq!(
+            sup.running().into_iter().map(|r| r.0).collect::<Vec<_>>(),
+            ["p"]
+        );
+        // Once it is free, the reload adds q, which takes the lock.
+        drop(other);
+        let event = sup.reload(std::slice::from_ref(&dir), "test").await;
+        assert!(
+            matches!(&event.changes[..], [Change::Added { pipeline }] if pipeline == "q"),
+            "{event}"
+        );
+        committed(&sup, "q", 1).await;
+        let q_holder = holder(&q_state, "q").expect("look").expect("q held");
+        assert_eq!((q_holder.pid, q_holder.command.as_str()), (me, "ferry run"));
+        // Removing p releases its lock, after its last commit.
+        std::fs::remove_file(&p).expect("remove");
+        let event = sup.reload(std::slice::from_ref(&dir), "test").await;
+        assert!(
+            matches!(&event.changes[..], [Change::Removed { pipeline }] if pipeline == "p"),
+            "{event}"
+        );
+        assert_eq!(holder(&p_state, "p").expect("look"), None);
+        assert!(holder(&q_state, "q").expect("look").is_some());
+        sup.shutdown();
+        sup.wait().await;
+        assert_eq!(holder(&q_state, "q").expect("look"), None);
+    });
+}

@@ -68,6 +68,10 @@ enum Command {
         /// and `ferry reload` still reload).
         #[arg(long)]
         no_watch: bool,
+        /// When another process serves one of the pipelines, wait until it
+        /// ends (saying so on stderr), then take over, instead of exiting 1.
+        #[arg(long)]
+        wait: bool,
     },
     /// Ask the `ferry run` serving a manifest (or folder) to reload it now.
     Reload {
@@ -261,7 +265,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             path,
             quiet,
             no_watch,
-        } => run(&path, quiet, !no_watch),
+            wait,
+        } => run(&path, quiet, !no_watch, wait),
         Command::Reload { path } => serve::reload(&path),
         Command::Status { path, json } => status(&path, json),
         Command::Validate { path } => validate(&path),
@@ -341,7 +346,7 @@ fn validate(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(path: &Path, quiet: bool, watching: bool) -> Result<ExitCode> {
+fn run(path: &Path, quiet: bool, watching: bool, wait: bool) -> Result<ExitCode> {
     let runtime = runtime()?;
     let Some(plans) = plan_all(path, &runtime)? else {
         return Ok(ExitCode::FAILURE);
@@ -350,7 +355,7 @@ fn run(path: &Path, quiet: bool, watching: bool) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(serve::serve(path, plans, quiet, watching))
+    rt.block_on(serve::serve(path, plans, quiet, watching, wait))
 }
 
 fn status(path: &Path, json: bool) -> Result<ExitCode> {
@@ -359,7 +364,11 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         let m = ferry_manifest::load(&manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
         let name = m.pipeline.name.clone();
         let state_path = m.pipeline.state.clone();
-        let pid = serve::read_pid(&serve::pid_file(&state_path));
+        // The lock decides whether a process serves the pipeline; its file
+        // says which.
+        let holder = ferry_pipeline::owner::holder(&state_path, &name)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pid = holder.as_ref().map(|h| h.pid);
         let state = if state_path.exists() {
             Some(SqliteState::open(&state_path)?)
         } else {
@@ -395,18 +404,24 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
             _ => None,
         };
         out.push((
-            name, manifest, pid, accounting, reloads, mode, schedule, waiting,
+            name, manifest, holder, accounting, reloads, mode, schedule, waiting,
         ));
     }
     if json {
         let items: Vec<serde_json::Value> = out
             .iter()
-            .map(|(name, manifest, pid, a, reloads, mode, schedule, waiting)| {
+            .map(|(name, manifest, holder, a, reloads, mode, schedule, waiting)| {
                 serde_json::json!({
                     "pipeline": name,
+                    "lock": holder.as_ref().map(|h| serde_json::json!({
+                        "command": h.command,
+                        "host": h.host,
+                        "pid": h.pid,
+                        "since": h.since,
+                    })),
                     "conflicts_waiting": waiting,
                     "manifest": manifest.display().to_string(),
-                    "served_by_pid": pid,
+                    "served_by_pid": holder.as_ref().map(|h| h.pid),
                     "mode": mode.as_str(),
                     "schedule": schedule.as_ref().map(scheduled::ScheduleStatus::json),
                     "accounting": { "read": a.read, "written": a.written, "dead_lettered": a.dead_lettered, "filtered": a.filtered },
@@ -426,11 +441,14 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for (name, manifest, pid, a, reloads, _, schedule, waiting) in &out {
+    for (name, manifest, holder, a, reloads, _, schedule, waiting) in &out {
         println!("{name} ({})", manifest.display());
-        match pid {
-            Some(pid) => println!("  running   served by ferry run, pid {pid}"),
-            None => println!("  running   no (no live `ferry run` for it)"),
+        match holder {
+            Some(h) => println!(
+                "  running   served by {}, pid {} on host {}, since {} (it holds the pipeline's lock)",
+                h.command, h.pid, h.host, h.since
+            ),
+            None => println!("  running   no (no process holds the pipeline's lock)"),
         }
         println!(
             "  committed read={} written={} dead_lettered={} filtered={}",

@@ -10,6 +10,10 @@
 //! fail again get new dead letters with the new reason. Then the replayed
 //! dead letters are deleted, with an audit event naming them and the
 //! outcome, in one transaction.
+//!
+//! A replay writes the pipeline's sinks and state, so it holds the
+//! pipeline's lock ([`ferry_pipeline::owner`]) while it runs: with a
+//! `ferry run` serving the pipeline it is refused, naming that process.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,6 +45,11 @@ pub(crate) fn replay(path: &Path, filter: DeadLetterFilter) -> Result<ExitCode> 
                 continue;
             }
         };
+        let _owner = ferry_pipeline::Ownership::take(
+            &plan.manifest.pipeline.state,
+            &plan.name,
+            "ferry dlq replay",
+        )?;
         let state: Arc<dyn StateStore> =
             Arc::new(SqliteState::open(&plan.manifest.pipeline.state)?);
         let scoped = DeadLetterFilter {

@@ -14,8 +14,12 @@
 //! pipeline failed, or a scheduled pipeline's latest run did.
 //!
 //! While it runs, `ferry run` keeps its process id in `<state>.pid` beside
-//! each pipeline's state database, which is how `ferry reload` and `ferry
-//! status` find it.
+//! each pipeline's state database, which is how `ferry reload` finds it.
+//!
+//! Before it starts anything, `ferry run` takes the lock of every pipeline
+//! it serves ([`ferry_pipeline::owner`]): if another process holds one, it
+//! exits 1 naming that process, or with `--wait` says so and waits for it.
+//! `ferry status` shows the lock's holder.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -26,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ferry_pipeline::{EndKind, LiveStatus, PipelineError, Plan, Supervisor};
+use ferry_pipeline::{EndKind, LiveStatus, Ownership, PipelineError, Plan, Supervisor};
 use ferry_state::Accounting;
 use notify::RecursiveMode;
 use tokio::sync::mpsc;
@@ -111,13 +115,33 @@ pub(crate) async fn serve(
     plans: Vec<Plan>,
     quiet: bool,
     watching: bool,
+    wait: bool,
 ) -> Result<ExitCode> {
     let runtime = crate::runtime()?;
     let mut supervisor = Supervisor::new(runtime);
+    // Every lock first, so nothing starts unless all are ours. Waiting
+    // blocks this thread on purpose: nothing runs yet, and Ctrl-C (no
+    // handler installed yet) ends the process.
+    let mut owners = Vec::new();
+    for plan in &plans {
+        let state = &plan.manifest.pipeline.state;
+        let owner = if wait {
+            Ownership::wait(state, &plan.name, "ferry run", |holder, lock| {
+                eprintln!(
+                    "waiting: pipeline `{}` is served by {holder} (lock {}); it starts here when that process ends",
+                    plan.name,
+                    lock.display()
+                );
+            })?
+        } else {
+            Ownership::take(state, &plan.name, "ferry run")?
+        };
+        owners.push(owner);
+    }
     let mut pid_files = Vec::new();
-    for plan in plans {
+    for (plan, owner) in plans.into_iter().zip(owners) {
         let pid = pid_file(&plan.manifest.pipeline.state);
-        supervisor.start(plan)?;
+        supervisor.start_owned(plan, Some(owner))?;
         if std::fs::write(&pid, std::process::id().to_string()).is_ok() {
             pid_files.push(pid);
         }
@@ -239,7 +263,12 @@ pub(crate) async fn serve(
     }
     drop(watcher);
     for pid in pid_files {
-        let _ = std::fs::remove_file(pid);
+        // A `ferry run --wait` that took over meanwhile wrote its own.
+        let ours =
+            std::fs::read_to_string(&pid).is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(pid);
+        }
     }
     println!("{total}");
     failed |= scheduled_failing.values().any(|f| *f);

@@ -16,6 +16,8 @@
 //! - [`schedule`](mod@schedule): scheduled pipelines, a loop of `once` runs
 //!   on the ticks of a cron expression or an interval, never overlapping.
 //! - [`lock`](mod@lock): pinning each plugin's sha256 in its manifest.
+//! - [`owner`]: one owner per pipeline on one machine, an OS file lock
+//!   beside the state database held while a process serves the pipeline.
 //! - [`sync`](mod@sync): two-way sync between two connectors, with conflict
 //!   detection, strategies, the conflict queue and its audit trail.
 //! - `audit`: plugins' run-time denials into the audit log, in batches
@@ -24,6 +26,7 @@
 mod audit;
 pub mod ledger;
 pub mod lock;
+pub mod owner;
 pub mod plan;
 pub mod reload;
 pub mod route;
@@ -35,6 +38,7 @@ pub mod sync;
 use ferry_host::CallError;
 
 pub use lock::{LockError, LockMode, lock};
+pub use owner::{Holder, OwnerError, Ownership};
 pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan, replay_plan};
 pub use reload::{
     Change, EndKind, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files,
@@ -120,6 +124,9 @@ pub enum PipelineError {
         /// What went wrong.
         error: CallError,
     },
+    /// Another process serves the pipeline, or its lock file is unusable.
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
     /// The state store failed.
     #[error(transparent)]
     State(#[from] ferry_state::StateError),

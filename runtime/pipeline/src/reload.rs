@@ -25,6 +25,11 @@
 //! is reported as a restart. Changing its mode or its state file restarts it
 //! as any other pipeline. Each of its runs ends in an [`Ended`] of its own
 //! ([`EndKind::ScheduledRun`]).
+//!
+//! Each pipeline served holds its lock ([`crate::owner`]) from its start
+//! until it is removed or ends: a pipeline another process serves is
+//! refused at the start (or an added one rolls the reload back), and a
+//! restart keeps the lock throughout.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,6 +40,8 @@ use std::time::Duration;
 use ferry_host::{InstanceSpec, Runtime};
 use ferry_manifest::Mode;
 use ferry_state::{AuditEvent, SqliteState, StateStore};
+
+use crate::owner::{Ownership, lock_path};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -211,6 +218,10 @@ struct Active {
     state_path: PathBuf,
     /// A scheduled pipeline's loop.
     scheduled: Option<Scheduled>,
+    /// The pipeline's lock, held for as long as this supervisor serves it
+    /// (between a scheduled pipeline's runs too); `None` only while a
+    /// restart carries it over to the new run.
+    owner: Option<Ownership>,
 }
 
 /// The ends of a scheduled pipeline's loop that its supervisor holds.
@@ -487,8 +498,25 @@ impl Supervisor {
         }
     }
 
-    /// Starts a pipeline.
+    /// Starts a pipeline, taking its lock first: refused if another process
+    /// holds it.
     pub fn start(&mut self, plan: Plan) -> Result<(), PipelineError> {
+        self.start_owned(plan, None)
+    }
+
+    /// Starts a pipeline with its lock, taken by the caller (e.g. after
+    /// waiting for it), or taking it now when `owner` is `None` or is the
+    /// lock of another state folder.
+    pub fn start_owned(
+        &mut self,
+        plan: Plan,
+        owner: Option<Ownership>,
+    ) -> Result<(), PipelineError> {
+        let lock = lock_path(&plan.manifest.pipeline.state, &plan.name);
+        let owner = match owner.filter(|o| o.path() == lock && o.pipeline() == plan.name) {
+            Some(o) => o,
+            None => Ownership::take(&plan.manifest.pipeline.state, &plan.name, "ferry run")?,
+        };
         let state: Arc<dyn StateStore> =
             Arc::new(SqliteState::open(&plan.manifest.pipeline.state)?);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -537,6 +565,7 @@ impl Supervisor {
             state_path,
             handle,
             scheduled,
+            owner: Some(owner),
         };
         self.active.insert(name, active);
         Ok(())
@@ -762,11 +791,13 @@ impl Supervisor {
                 None => Err(plan),
             };
             if let Err(plan) = sent {
-                // The loop ended meanwhile: start it again.
-                if let Some(a) = self.active.remove(&name) {
+                // The loop ended meanwhile: start it again, keeping its lock.
+                let mut kept = None;
+                if let Some(mut a) = self.active.remove(&name) {
+                    kept = a.owner.take();
                     finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
                 }
-                if let Err(e) = self.start(plan) {
+                if let Err(e) = self.start_owned(plan, kept) {
                     return rolled_back(
                         trigger,
                         format!("pipeline `{name}` could not start again: {e}"),
@@ -781,11 +812,13 @@ impl Supervisor {
         }
         for (plan, why) in restarted {
             let name = plan.name.clone();
-            if let Some(a) = self.active.remove(&name) {
+            let mut kept = None;
+            if let Some(mut a) = self.active.remove(&name) {
                 let _ = a.shutdown.send(true);
+                kept = a.owner.take();
                 finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
             }
-            match self.start(plan) {
+            match self.start_owned(plan, kept) {
                 Ok(()) => changes.push(Change::Restarted {
                     pipeline: name,
                     why,
