@@ -148,16 +148,11 @@ impl Drop for StateAudit {
 
 impl ferry_host::AuditSink for StateAudit {
     fn denied(&self, pipeline: &str, stage: &str, digest: &str, denial: &ferry_host::Denial) {
+        let event = event(pipeline, stage, digest, denial.capability, &denial.target);
         self.enqueue(
             AuditEvent {
-                id: 0,
-                at_us: now_us(),
-                pipeline: pipeline.to_string(),
-                stage: stage.to_string(),
-                plugin_digest: digest.to_string(),
-                capability: denial.capability.to_string(),
-                target: denial.target.clone(),
                 detail: denial.reason.clone(),
+                ..event
             },
             1,
         );
@@ -173,19 +168,28 @@ impl ferry_host::AuditSink for StateAudit {
         why: &str,
     ) {
         let denial = ferry_host::Denial::suppressed(capability, count, why);
+        let event = event(pipeline, stage, digest, capability, &denial.target);
         self.enqueue(
             AuditEvent {
-                id: 0,
-                at_us: now_us(),
-                pipeline: pipeline.to_string(),
-                stage: stage.to_string(),
-                plugin_digest: digest.to_string(),
-                capability: capability.to_string(),
-                target: denial.target,
                 detail: denial.reason,
+                ..event
             },
             count,
         );
+    }
+}
+
+/// A denial's audit event, stamped now; its detail empty.
+fn event(pipeline: &str, stage: &str, digest: &str, capability: &str, target: &str) -> AuditEvent {
+    AuditEvent {
+        id: 0,
+        at_us: now_us(),
+        pipeline: pipeline.to_string(),
+        stage: stage.to_string(),
+        plugin_digest: digest.to_string(),
+        capability: capability.to_string(),
+        target: target.to_string(),
+        detail: String::new(),
     }
 }
 
