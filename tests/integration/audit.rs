@@ -37,7 +37,7 @@ fn audit_shows_each_plugins_digest_grants_and_imports() {
     let crm = plugins.iter().find(|p| p["name"] == "crm").expect("crm");
     assert_eq!(
         crm["world"],
-        serde_json::json!(["ferry:plugin/source@0.1.3", "ferry:plugin/sink@0.1.3"])
+        serde_json::json!(["ferry:plugin/source@0.1.4", "ferry:plugin/sink@0.1.4"])
     );
     assert_eq!(crm["grants"]["files"][0]["guest"], "/in");
     assert_eq!(crm["grants"]["files"][0]["mode"], "ro");

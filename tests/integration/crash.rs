@@ -12,8 +12,10 @@
 //!   only whole, correct lines (some kills land inside the sink's write and
 //!   leave part of a line; the test also leaves such torn tails itself, so
 //!   that every run has some);
-//! - at the end every source record is in the sink at least once, and
-//!   deduplicated by key the sink holds exactly the source's records;
+//! - nothing is doubled: the file sink is exactly-once (its committed
+//!   length is stored with the checkpoint, and a restart truncates the
+//!   file to it), so after every kill the file holds each record at most
+//!   once, and at the end exactly once: not one duplicate line;
 //! - summed over every run, the committed accounting counts each record
 //!   exactly once: `read` = the number of records = `written`. Records a
 //!   killed run read or wrote but did not commit are not counted by it; the
@@ -182,6 +184,22 @@ impl Output {
         last != *b"\n"
     }
 
+    /// Checks every complete line from the start: a restart truncates the
+    /// file to its committed length, so what an earlier scan saw may be gone.
+    fn rescan(&mut self) {
+        self.scanned = 0;
+        self.copies.iter_mut().for_each(|c| *c = 0);
+        self.unbroken = 0;
+        self.lines = 0;
+        self.bad.clear();
+        self.scan();
+    }
+
+    /// Records held more than once, in order.
+    fn doubled(&self) -> Vec<usize> {
+        (0..RECORDS).filter(|&i| self.copies[i] > 1).collect()
+    }
+
     /// Checks the complete lines written since the last scan.
     fn scan(&mut self) {
         let Ok(mut f) = std::fs::File::open(&self.path) else {
@@ -251,6 +269,9 @@ fn checkpoint_position(checkpoint: &[u8]) -> (u64, u64) {
 struct Committed {
     accounting: Accounting,
     checkpoint: Option<Vec<u8>>,
+    /// Whether the sink has a committed length (from the start of its
+    /// first run on).
+    sink_token: bool,
 }
 
 fn committed_after_kill(s: &Sandbox, kill: usize) -> Committed {
@@ -274,11 +295,13 @@ fn committed_after_kill(s: &Sandbox, kill: usize) -> Committed {
         Committed {
             accounting: state.total_accounting(PIPELINE).expect("accounting"),
             checkpoint: state.checkpoint(PIPELINE, "src").expect("checkpoint"),
+            sink_token: state.sink_token(PIPELINE, "out").expect("token").is_some(),
         }
     } else {
         Committed {
             accounting: Accounting::default(),
             checkpoint: None,
+            sink_token: false,
         }
     };
     std::fs::remove_dir_all(&snap).expect("remove the snapshot");
@@ -322,7 +345,7 @@ fn tail(path: &Path) -> String {
 }
 
 #[test]
-fn sigkill_at_random_moments_loses_nothing_and_corrupts_nothing() {
+fn sigkill_at_random_moments_loses_nothing_doubles_nothing_and_corrupts_nothing() {
     let began = Instant::now();
     let seed: u64 = std::env::var("FERRY_CRASH_SEED")
         .ok()
@@ -467,12 +490,19 @@ fn sigkill_at_random_moments_loses_nothing_and_corrupts_nothing() {
         // The output: whole lines only, each one a source record.
         let mid_line = out.ends_mid_line();
         real_torn += usize::from(mid_line);
-        out.scan();
+        out.rescan();
         assert!(
             out.bad.is_empty(),
             "{ctx}: after kill {k}, the output holds {} broken lines, first: {:?}",
             out.bad.len(),
             &out.bad[..out.bad.len().min(5)]
+        );
+        let doubled = out.doubled();
+        assert!(
+            doubled.is_empty(),
+            "{ctx}: after kill {k}, {} records are in the output twice, first: {:?}",
+            doubled.len(),
+            &doubled[..doubled.len().min(10)]
         );
 
         // The state: it opens, it balances, it never goes back, and it
@@ -519,8 +549,9 @@ fn sigkill_at_random_moments_loses_nothing_and_corrupts_nothing() {
 
         // A kill in the middle of the sink's write leaves part of a line;
         // leave one here too when this kill did not (a prefix of the line
-        // the next run writes first).
-        if mid_line {
+        // the next run writes first). Only after the sink has a committed
+        // length: before, a line in the file is not ferry's to remove.
+        if mid_line || !now.sink_token {
             continue;
         }
         let line = sink_line(committed.read as usize);
@@ -551,7 +582,7 @@ fn sigkill_at_random_moments_loses_nothing_and_corrupts_nothing() {
 
     // The sink: whole lines, every record at least once, nothing else.
     assert!(!out.ends_mid_line(), "{ctx}: the output ends mid-line");
-    out.scan();
+    out.rescan();
     assert!(
         out.bad.is_empty(),
         "{ctx}: the output holds {} broken lines, first: {:?}",
@@ -566,9 +597,17 @@ fn sigkill_at_random_moments_loses_nothing_and_corrupts_nothing() {
         missing.len(),
         &missing[..missing.len().min(10)]
     );
-    // Deduplicated by key, the sink holds exactly the source: every line is
-    // a source record (checked line by line) and every record is there.
+    // Exactly once: every line is a source record (checked line by line),
+    // every record is there, and no record twice.
+    let doubled = out.doubled();
+    assert!(
+        doubled.is_empty(),
+        "{ctx}: {} records are in the output more than once, first: {:?}",
+        doubled.len(),
+        &doubled[..doubled.len().min(10)]
+    );
     let duplicates = out.lines - RECORDS as u64;
+    assert_eq!(duplicates, 0, "{ctx}: duplicate lines");
 
     // The state: each record counted once over all runs, in one state.
     let state = SqliteState::open(&s.path(".ferry/state.db")).expect("the state opens");

@@ -454,11 +454,21 @@ fn replay_after_a_fix_moves_the_dead_letters_to_the_sink() {
     assert_eq!(two["n"], 2, "the record came back as it was");
 
     // The source's checkpoint did not move: a new run reads nothing again.
+    // And the replays committed the file sink's length with their writes:
+    // the run resumes the sink there, keeping the replayed records.
     let again = ferry(&["run", "pipeline.toml", "--quiet"], &s.path("")).expect("runs");
     assert!(
         again.stdout.contains("accounting: read=0"),
         "{}",
         again.stdout
+    );
+    assert_eq!(
+        s.jsonl("out/out.jsonl")
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>(),
+        ["1", "3", "2", "4"],
+        "the replayed records stay after the next run"
     );
     // Both replays are in the audit log.
     let events: Vec<_> = s

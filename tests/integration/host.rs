@@ -63,13 +63,13 @@ fn an_instance_for_the_wrong_world_is_refused() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("does not export `ferry:plugin/sink@0.1.3`"),
+        err.contains("does not export `ferry:plugin/sink@0.1.4`"),
         "{err}"
     );
 }
 
 /// A component built against `ferry:plugin@0.1.0` (kept in
-/// tests/fixtures/contract-0.1.0) loads in this host (0.1.3) and works in a
+/// tests/fixtures/contract-0.1.0) loads in this host (0.1.4) and works in a
 /// pipeline: the contract's releases of one line only add.
 #[test]
 fn a_plugin_built_against_an_older_contract_keeps_working() {

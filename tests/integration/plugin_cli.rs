@@ -261,7 +261,7 @@ fn plugin_inspect_shows_world_digest_imports_and_toolchain() {
     assert!(
         imports
             .iter()
-            .any(|i| i["name"] == "ferry:plugin/types@0.1.3" && i["capability"] == "baseline"),
+            .any(|i| i["name"] == "ferry:plugin/types@0.1.4" && i["capability"] == "baseline"),
         "{imports:?}"
     );
     let producers = report["producers"].as_array().expect("producers");

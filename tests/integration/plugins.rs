@@ -6,6 +6,8 @@ use crate::support::Sandbox;
 
 use crate::support::file_pipeline as pipeline;
 
+// The buffering sink's tests live with the other sink-side delivery tests.
+pub use crate::exactly_once::buffering as test_buffering_sink;
 // The hostile test programs' tests live with the attacks they try.
 pub use crate::hostile_engine::alias as test_hostile_alias;
 pub use crate::hostile_engine::sleep as test_hostile_sleep;

@@ -1,4 +1,4 @@
-//! `file`: a ferry connector (world `connector-plugin`) that reads records
+//! `file`: a ferry connector (world `exactly-once-connector-plugin`) that reads records
 //! from JSON Lines and CSV files and writes records to a JSON Lines file.
 //! The manifest's `kind` (`source` or `sink`) says which side a stage uses;
 //! each side has its own settings. Paths are guest paths: the folders must
@@ -79,15 +79,30 @@
 //! `write` appends all of its lines with one write to a file opened in
 //! append mode, and `flush` syncs the file to disk (`sync_data`).
 //!
-//! A JSON Lines file is a log, not a table: it cannot upsert by key, so a
-//! batch written again after a crash appears twice (readers keep the last
-//! line per key: write with `include_meta = true`). For the same reason
-//! `fetch` answers an empty batch: the file has no index to look keys up
-//! in; two-way sync is for databases.
+//! **Exactly once.** A JSON Lines file is a log, not a table: it cannot
+//! upsert by key, so the sink makes each record reach it once by commit
+//! tokens (the WIT interface `sink-commit`): after each batch ferry asks
+//! the file's length, and commits the length of the last delivered batch
+//! in the same transaction as the source checkpoint. When the sink starts
+//! again (after a crash, a trap, a restart), ferry hands it the committed
+//! length and the sink truncates the file to it: the lines after it belong
+//! to records whose checkpoint was never committed, and ferry writes them
+//! again. The token carries a hash of the path: after the `path` changes,
+//! the old length is ignored. A file found shorter than its committed
+//! length (truncated or replaced outside ferry) is appended to as it is,
+//! with a warning. The file is ferry's alone: a line another program
+//! appends after the committed length is removed with the rest.
 //!
-//! **After a crash.** ferry killed in the middle of a `write` can leave
-//! the file ending in part of a line (the system may have copied only part
-//! of the one write). Before its first write, the sink looks at what
+//! For the same reason `fetch` answers an empty batch: the file has no
+//! index to look keys up in; two-way sync is for databases.
+//!
+//! **Without a committed length** (a first run, or a host that does not
+//! commit tokens) a crash can leave part of a line. ferry killed in the
+//! middle of a `write` can leave the file ending in part of a line (the
+//! system may have copied only part of the one write), and, without a
+//! committed length, the lines written after the last checkpoint stay and
+//! are written again (readers keep the last line per key: write with
+//! `include_meta = true`). Before its first write, the sink looks at what
 //! follows the file's last line feed:
 //!
 //! - the start of a JSON object cut short is removed: it is the rest of a
@@ -110,4 +125,4 @@ mod source;
 pub use sink::{FileSink, SinkConfig};
 pub use source::{FileSource, Format, SourceConfig};
 
-ferry_plugin::export_connector!(FileSource, FileSink);
+ferry_plugin::export_exactly_once_connector!(FileSource, FileSink);

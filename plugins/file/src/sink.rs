@@ -4,7 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
 use ferry_plugin::json::{write_string, write_value};
-use ferry_plugin::{Batch, Column, Op, PluginError, Sink, Value, WriteReport};
+use ferry_plugin::{Batch, Column, Op, PluginError, Sink, SinkCommit, Value, WriteReport};
+
+use crate::checkpoint::path_hash;
 
 /// The sink's `config` table (see the crate docs).
 #[derive(Debug, serde::Deserialize)]
@@ -129,6 +131,106 @@ impl Sink for FileSink {
         self.file
             .sync_data()
             .map_err(|e| PluginError::retryable(format!("cannot sync {:?}: {e}", self.path)))
+    }
+}
+
+/// The first byte of a commit token: its layout's version.
+const TOKEN_VERSION: u8 = 1;
+
+/// A commit token: version (1 byte), FNV-1a hash of the path (u32, LE),
+/// the file's length (u64, LE).
+fn encode_token(path: &str, len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(13);
+    out.push(TOKEN_VERSION);
+    out.extend_from_slice(&path_hash(path).to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// The (path hash, length) of a token, or why it cannot be read.
+fn decode_token(token: &[u8]) -> Result<(u32, u64), String> {
+    let [version, h0, h1, h2, h3, l @ ..] = token else {
+        return Err(format!("{} bytes, too short", token.len()));
+    };
+    if *version != TOKEN_VERSION {
+        return Err(format!(
+            "layout version {version}, this plugin writes {TOKEN_VERSION}"
+        ));
+    }
+    let len: [u8; 8] = l
+        .try_into()
+        .map_err(|_| format!("{} bytes, expected 13", token.len()))?;
+    Ok((
+        u32::from_le_bytes([*h0, *h1, *h2, *h3]),
+        u64::from_le_bytes(len),
+    ))
+}
+
+impl SinkCommit for FileSink {
+    /// Truncates the file to the committed length: what follows was
+    /// written after the last committed checkpoint, and ferry writes those
+    /// records again. Then it repairs a torn last line (see the crate docs).
+    fn resume(&mut self, token: Option<&[u8]>) -> Result<(), PluginError> {
+        if let Some(token) = token {
+            self.truncate_to(token)?;
+        }
+        // ferry resumes a sink when no other instance writes: the end of
+        // the file can be repaired now, so the position reflects it.
+        if !self.tail_checked {
+            self.repair_tail()?;
+            self.tail_checked = true;
+        }
+        Ok(())
+    }
+
+    fn position(&mut self) -> Result<Vec<u8>, PluginError> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| PluginError::retryable(format!("cannot stat {:?}: {e}", self.path)))?
+            .len();
+        Ok(encode_token(&self.path, len))
+    }
+}
+
+impl FileSink {
+    /// Truncates the file to a commit token's length.
+    fn truncate_to(&mut self, token: &[u8]) -> Result<(), PluginError> {
+        let (hash, committed) = decode_token(token).map_err(|e| {
+            PluginError::invalid_config(format!(
+                "the commit token ferry kept for {:?} cannot be read ({e}); was it written by another plugin for this stage?",
+                self.path
+            ))
+        })?;
+        let path = &self.path;
+        if hash != path_hash(path) {
+            ferry_plugin::log::warn!(
+                "{path}: the committed length was made for another file (the `path` changed); nothing is truncated"
+            );
+            return Ok(());
+        }
+        let io = |e: std::io::Error| {
+            PluginError::retryable(format!(
+                "cannot truncate {path:?} to its committed length: {e}"
+            ))
+        };
+        let len = self.file.metadata().map_err(io)?.len();
+        if len > committed {
+            self.file.set_len(committed).map_err(io)?;
+            self.file.sync_data().map_err(io)?;
+            ferry_plugin::log::info!(
+                "{path}: removed {} bytes written after the last commit (from byte {committed}); their records are written again",
+                len - committed
+            );
+            self.tail_checked = true;
+        } else if len < committed {
+            ferry_plugin::log::warn!(
+                "{path}: the file has {len} bytes, fewer than the {committed} committed: it was truncated or replaced outside ferry; appending to it as it is"
+            );
+        } else {
+            self.tail_checked = true;
+        }
+        Ok(())
     }
 }
 
@@ -373,6 +475,68 @@ mod tests {
             ),
             format!("{whole}{complete}\n{NINE_TEN}")
         );
+    }
+
+    #[test]
+    fn resume_truncates_to_the_committed_length_and_ignores_another_files_token() {
+        let dir =
+            std::env::temp_dir().join(format!("ferry-file-sink-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.jsonl");
+        std::fs::write(&path, b"{\"_key\":\"0\"}\n").unwrap();
+        let config = || SinkConfig {
+            path: path.to_string_lossy().into_owned(),
+            include_meta: true,
+            fields: None,
+        };
+        let mut sink = FileSink::open(config()).unwrap();
+        sink.resume(None).unwrap();
+        let baseline = sink.position().unwrap();
+        sink.write(&one_record("1")).unwrap();
+        let committed = sink.position().unwrap();
+        sink.write(&one_record("2")).unwrap();
+        sink.flush().unwrap();
+        let one = "{\"_key\":\"0\"}\n{\"_key\":\"1\",\"_op\":\"upsert\",\"n\":1}\n";
+        // A new instance resumes at the committed token: record 2 (after
+        // it) is removed, and written again by ferry.
+        let mut again = FileSink::open(config()).unwrap();
+        again.resume(Some(&committed)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), one);
+        assert_eq!(again.position().unwrap(), committed);
+        again.write(&one_record("2")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{one}{{\"_key\":\"2\",\"_op\":\"upsert\",\"n\":1}}\n")
+        );
+        // The baseline undoes every write of a first run.
+        FileSink::open(config())
+            .unwrap()
+            .resume(Some(&baseline))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"_key\":\"0\"}\n"
+        );
+        // A token of another path truncates nothing; one that cannot be
+        // read is a configuration error.
+        let foreign = encode_token("/elsewhere.jsonl", 0);
+        FileSink::open(config())
+            .unwrap()
+            .resume(Some(&foreign))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"_key\":\"0\"}\n"
+        );
+        let err = FileSink::open(config())
+            .unwrap()
+            .resume(Some(b"junk"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, PluginError::InvalidConfig(m) if m.contains("cannot be read")),
+            "{err:?}"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // Log lines through the host: `log.info('...')`, tagged by the host with the
 // pipeline, the stage and the plugin digest.
 
-import { log as hostLog } from 'ferry:plugin/host@0.1.3';
+import { log as hostLog } from 'ferry:plugin/host@0.1.4';
 
 export const trace = (message) => hostLog('trace', message);
 export const debug = (message) => hostLog('debug', message);

@@ -1,7 +1,7 @@
 //! `ferry-plugin`: the Rust guest SDK for ferry plugins.
 //!
 //! A ferry plugin is a WebAssembly component that exports one world of the
-//! `ferry:plugin@0.1.3` WIT package (`wit/ferry.wit`): a source, a sink, a
+//! `ferry:plugin@0.1.4` WIT package (`wit/ferry.wit`): a source, a sink, a
 //! connector (both), a mapper, a validator or a resolver. Records cross the
 //! boundary a batch at a time, stored column by column. This crate hides
 //! that layout: a plugin reads a [`Batch`] through [`Row`] and [`Column`]
@@ -19,6 +19,7 @@
 //!    fails with `plugin-error::fatal("not opened")`).
 //! 3. One export macro at the crate root: [`export_mapper!`],
 //!    [`export_source!`], [`export_sink!`], [`export_connector!`],
+//!    [`export_exactly_once_sink!`], [`export_exactly_once_connector!`],
 //!    [`export_validator!`] or [`export_resolver!`]. See [`macros`] for what
 //!    they expand to and where they look for the WIT files.
 //! 4. `cargo build --release --target wasm32-wasip2` produces the component.
@@ -331,7 +332,7 @@ pub use builder::{BatchBuilder, ColumnId, RowBuilder};
 pub use json::JsonLineError;
 pub use mapper::{MapOutput, Mapped, Mapper, map_with_view};
 pub use resolver::{Resolution, Resolutions, Resolver, resolve_with_view};
-pub use sink::{Sink, WriteReport};
+pub use sink::{Sink, SinkCommit, WriteReport};
 pub use source::{Polled, Source, SourceStatus};
 pub use types::{Op, PluginError, RecordIssue};
 pub use validator::{Validator, Violation, Violations};

@@ -32,9 +32,9 @@ macro_rules! __ferry_bindings {
                 path: $wit,
                 world: $world,
                 with: {
-                    "ferry:plugin/types@0.1.3": ::ferry_plugin::types,
-                    "ferry:plugin/host@0.1.3": ::ferry_plugin::host,
-                    "ferry:plugin/sql@0.1.3": ::ferry_plugin::sql,
+                    "ferry:plugin/types@0.1.4": ::ferry_plugin::types,
+                    "ferry:plugin/host@0.1.4": ::ferry_plugin::host,
+                    "ferry:plugin/sql@0.1.4": ::ferry_plugin::sql,
                 },
                 runtime_path: "::ferry_plugin::__private::wit_bindgen::rt",
             });
@@ -123,6 +123,25 @@ macro_rules! __ferry_impl_sink {
                 keys: $crate::types::Texts,
             ) -> ::core::result::Result<$crate::types::Batch, $crate::PluginError> {
                 __FERRY_SINK.with(|slot| $crate::__private::sink_fetch::<$ty>(slot, keys))
+            }
+        }
+    };
+}
+
+/// Implements the sink-commit interface for the adapter, over the sink
+/// slot `__ferry_impl_sink!` defines. Internal.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ferry_impl_sink_commit {
+    ($module:ident, $adapter:ident, $ty:ty) => {
+        impl $module::exports::ferry::plugin::sink_commit::Guest for $adapter {
+            fn resume(
+                token: ::core::option::Option<::std::vec::Vec<u8>>,
+            ) -> ::core::result::Result<(), $crate::PluginError> {
+                __FERRY_SINK.with(|slot| $crate::__private::sink_resume::<$ty>(slot, token))
+            }
+            fn position() -> ::core::result::Result<::std::vec::Vec<u8>, $crate::PluginError> {
+                __FERRY_SINK.with(|slot| $crate::__private::sink_position::<$ty>(slot))
             }
         }
     };
@@ -252,6 +271,66 @@ macro_rules! export_connector {
 
         $crate::__ferry_impl_source!(__ferry_connector_bindings, __FerryConnectorExport, $source);
         $crate::__ferry_impl_sink!(__ferry_connector_bindings, __FerryConnectorExport, $sink);
+
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            __ferry_connector_bindings::export!(__FerryConnectorExport with_types_in __ferry_connector_bindings);
+        };
+    };
+}
+
+/// Exports a [`SinkCommit`](crate::SinkCommit) sink as a component of world
+/// `exactly-once-sink-plugin`: ferry commits its tokens with the source
+/// checkpoint, so each record reaches it once.
+#[macro_export]
+macro_rules! export_exactly_once_sink {
+    ($ty:ty $(,)?) => {
+        $crate::export_exactly_once_sink!($ty, wit = "../../wit");
+    };
+    ($ty:ty, wit = $wit:literal $(,)?) => {
+        $crate::__ferry_bindings!(
+            __ferry_sink_bindings,
+            "ferry:plugin/exactly-once-sink-plugin",
+            $wit
+        );
+
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        struct __FerrySinkExport;
+
+        $crate::__ferry_impl_sink!(__ferry_sink_bindings, __FerrySinkExport, $ty);
+        $crate::__ferry_impl_sink_commit!(__ferry_sink_bindings, __FerrySinkExport, $ty);
+
+        // Exports exist only in the wasm build: elsewhere (unit tests, the
+        // host's native benchmark) the plugin is a plain library.
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+    __ferry_sink_bindings::export!(__FerrySinkExport with_types_in __ferry_sink_bindings);
+        };
+    };
+}
+
+/// Exports a [`Source`](crate::Source) and a [`SinkCommit`](crate::SinkCommit)
+/// sink as one component of world `exactly-once-connector-plugin`.
+#[macro_export]
+macro_rules! export_exactly_once_connector {
+    ($source:ty, $sink:ty $(,)?) => {
+        $crate::export_exactly_once_connector!($source, $sink, wit = "../../wit");
+    };
+    ($source:ty, $sink:ty, wit = $wit:literal $(,)?) => {
+        $crate::__ferry_bindings!(__ferry_connector_bindings, "ferry:plugin/exactly-once-connector-plugin", $wit);
+
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        struct __FerryConnectorExport;
+
+        $crate::__ferry_impl_source!(__ferry_connector_bindings, __FerryConnectorExport, $source);
+        $crate::__ferry_impl_sink!(__ferry_connector_bindings, __FerryConnectorExport, $sink);
+        $crate::__ferry_impl_sink_commit!(__ferry_connector_bindings, __FerryConnectorExport, $sink);
 
         // Exports exist only in the wasm build: elsewhere (unit tests, the
         // host's native benchmark) the plugin is a plain library.

@@ -8,7 +8,7 @@ pub use wit_bindgen;
 use crate::batch::{Batch, TextList};
 use crate::mapper::{MapOutput, Mapper};
 use crate::resolver::{Resolution, Resolver, resolve_with_view};
-use crate::sink::{Sink, WriteReport};
+use crate::sink::{Sink, SinkCommit, WriteReport};
 use crate::source::{Polled, Source};
 use crate::types;
 use crate::validator::{Validator, Violation, Violations};
@@ -101,6 +101,19 @@ pub fn sink_fetch<S: Sink>(
     let count = keys.offsets.len().saturating_sub(1);
     let keys = TextList::from_raw(keys, count, "keys")?;
     with(slot, |s| s.fetch(&keys))
+}
+
+/// `sink-commit.resume`.
+pub fn sink_resume<S: SinkCommit>(
+    slot: &Slot<S>,
+    token: Option<Vec<u8>>,
+) -> Result<(), PluginError> {
+    with(slot, |s| s.resume(token.as_deref()))
+}
+
+/// `sink-commit.position`.
+pub fn sink_position<S: SinkCommit>(slot: &Slot<S>) -> Result<Vec<u8>, PluginError> {
+    with(slot, |s| s.position())
 }
 
 /// `validator.open`.

@@ -34,6 +34,30 @@ pub trait Sink: Sized + 'static {
     }
 }
 
+/// Commit tokens: a [`Sink`] that can discard the writes made after a
+/// committed point, so ferry delivers each record to it exactly once, even
+/// across crashes, to a target that cannot upsert (an appended file).
+/// Exported with [`export_exactly_once_sink!`](crate::export_exactly_once_sink)
+/// or [`export_exactly_once_connector!`](crate::export_exactly_once_connector)
+/// (the WIT interface `sink-commit`).
+///
+/// ferry asks [`position`](SinkCommit::position) after the writes of each
+/// batch, stores the token of the last delivered batch with the source
+/// checkpoint once a [`flush`](Sink::flush) made those writes durable, and
+/// hands the committed token to [`resume`](SinkCommit::resume) before
+/// anything else whenever the sink starts again (after a restart, a crash,
+/// a trap, a hot reload).
+pub trait SinkCommit: Sink {
+    /// Discards every write made after `token` (`None`: nothing was ever
+    /// committed, keep everything). A token made for another target (a
+    /// changed path) should be ignored; one that cannot be read is
+    /// [`PluginError::invalid_config`].
+    fn resume(&mut self, token: Option<&[u8]>) -> Result<(), PluginError>;
+
+    /// A token naming the state after every write so far, once flushed.
+    fn position(&mut self) -> Result<Vec<u8>, PluginError>;
+}
+
 fn row_number(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }

@@ -40,6 +40,8 @@ plugin_world! {
     source => "ferry:plugin/source-plugin",
     /// The `sink-plugin` world.
     sink => "ferry:plugin/sink-plugin",
+    /// The `exactly-once-sink-plugin` world (only its `sink-commit` export is used).
+    exactly_once_sink => "ferry:plugin/exactly-once-sink-plugin",
     /// The `mapper-plugin` world.
     mapper => "ferry:plugin/mapper-plugin",
     /// The `validator-plugin` world.

@@ -16,7 +16,7 @@ use crate::store::HostState;
 /// semver-compatible names, and `PluginWorld::from_export` accepts `0.1.*`),
 /// except a resolver built against 0.1.0-0.1.2: 0.1.3 changed `resolve` in
 /// place (no host had called it), so such a component fails to instantiate.
-pub const CONTRACT_VERSION: &str = "0.1.3";
+pub const CONTRACT_VERSION: &str = "0.1.4";
 
 /// The plugin interfaces a component can export; a stage needs one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,7 +54,7 @@ impl PluginWorld {
         }
     }
 
-    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.3`.
+    /// The fully qualified interface name, e.g. `ferry:plugin/mapper@0.1.4`.
     pub fn qualified(self) -> String {
         format!("ferry:plugin/{}@{CONTRACT_VERSION}", self.interface())
     }
@@ -87,6 +87,8 @@ pub struct ComponentInfo {
     pub size: u64,
     /// The plugin interfaces it exports.
     pub worlds: Vec<PluginWorld>,
+    /// Whether it exports `sink-commit` (an exactly-once sink).
+    pub exactly_once: bool,
     /// Every export name.
     pub exports: Vec<String>,
     /// Every import name (WASI interfaces, `ferry:plugin/host`).
@@ -183,6 +185,10 @@ impl Component {
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .filter_map(|(name, _)| PluginWorld::from_export(name))
             .collect();
+        let exactly_once = exports.iter().any(|name| {
+            name.strip_prefix("ferry:plugin/sink-commit@")
+                .is_some_and(|version| version.starts_with("0.1."))
+        });
         let pre = flavor
             .linker()
             .instantiate_pre(&component)
@@ -197,6 +203,7 @@ impl Component {
                     digest,
                     size: bytes.len() as u64,
                     worlds,
+                    exactly_once,
                     exports,
                     imports,
                     from_cache,

@@ -132,6 +132,18 @@ pub trait World: Sized {
         config: &str,
         checkpoint: Option<&[u8]>,
     ) -> wasmtime::Result<Result<(), PluginError>>;
+    /// Hands an exactly-once sink its committed token before its first
+    /// call; `None` for an instance that takes none (every world but a sink
+    /// exporting `sink-commit`).
+    #[doc(hidden)]
+    fn resume(
+        b: &Self::Bindings,
+        store: &mut Store<HostState>,
+        token: Option<&[u8]>,
+    ) -> Option<wasmtime::Result<Result<(), PluginError>>> {
+        let _ = (b, store, token);
+        None
+    }
 }
 
 macro_rules! world {
@@ -174,15 +186,75 @@ world!(
     ferry_plugin_source,
     |b, store, config, checkpoint| b.call_open(store, config, checkpoint)
 );
-world!(
-    SinkWorld,
-    Sink,
-    sink,
-    SinkPluginPre,
-    SinkPlugin,
-    ferry_plugin_sink,
-    |b, store, config, checkpoint| b.call_open(store, config)
-);
+use bindings::exactly_once_sink::exports::ferry::plugin::sink_commit;
+
+/// Marker for the sink worlds: `sink-plugin`, and `exactly-once-sink-plugin`
+/// when the component also exports `sink-commit` (detected at load).
+pub enum SinkWorld {}
+
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SinkPre {
+    instance_pre: wasmtime::component::InstancePre<HostState>,
+    sink: bindings::sink::SinkPluginIndices,
+    commit: Option<sink_commit::GuestIndices>,
+}
+
+#[doc(hidden)]
+pub struct SinkBindings {
+    sink: bindings::sink::SinkPlugin,
+    commit: Option<sink_commit::Guest>,
+}
+
+impl World for SinkWorld {
+    type Pre = SinkPre;
+    type Bindings = SinkBindings;
+    const WORLD: PluginWorld = PluginWorld::Sink;
+    fn pre(component: &Component) -> wasmtime::Result<Self::Pre> {
+        let instance_pre = component.pre().clone();
+        let sink = bindings::sink::SinkPluginIndices::new(&instance_pre)?;
+        // A component that names the interface must export all of it: a
+        // broken `sink-commit` is refused, not taken for at-least-once.
+        let commit = if component.info().exactly_once {
+            Some(sink_commit::GuestIndices::new(&instance_pre)?)
+        } else {
+            None
+        };
+        Ok(SinkPre {
+            instance_pre,
+            sink,
+            commit,
+        })
+    }
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Self::Bindings> {
+        let instance = pre.instance_pre.instantiate(&mut *store)?;
+        let sink = pre.sink.load(&mut *store, &instance)?;
+        let commit = match &pre.commit {
+            Some(indices) => Some(indices.load(&mut *store, &instance)?),
+            None => None,
+        };
+        Ok(SinkBindings { sink, commit })
+    }
+    fn open(
+        b: &Self::Bindings,
+        store: &mut Store<HostState>,
+        config: &str,
+        _checkpoint: Option<&[u8]>,
+    ) -> wasmtime::Result<Result<(), PluginError>> {
+        b.sink.ferry_plugin_sink().call_open(store, config)
+    }
+    fn resume(
+        b: &Self::Bindings,
+        store: &mut Store<HostState>,
+        token: Option<&[u8]>,
+    ) -> Option<wasmtime::Result<Result<(), PluginError>>> {
+        let commit = b.commit.as_ref()?;
+        Some(commit.call_resume(store, token))
+    }
+}
 world!(
     MapperWorld,
     Mapper,
@@ -225,6 +297,8 @@ pub type ResolverInstance = StageInstance<ResolverWorld>;
 struct Live<W: World> {
     store: Store<HostState>,
     bindings: W::Bindings,
+    /// An exactly-once sink's `resume` has not run yet on this instance.
+    resume_due: bool,
 }
 
 /// One plugin instance serving one stage.
@@ -232,7 +306,9 @@ struct Live<W: World> {
 /// Owns a `Store` with the stage's memory limit; every call gets the stage's
 /// deadline. After a trap the Store is poisoned, so it is dropped and the next
 /// call builds a new one from the `InstancePre` and runs `open` again (for a
-/// source, from the checkpoint set with [`StageInstance::set_resume_checkpoint`]).
+/// source, from the checkpoint set with [`StageInstance::set_resume_checkpoint`];
+/// an exactly-once sink's `resume` gets the token set there before its next
+/// call).
 pub struct StageInstance<W: World> {
     component: Component,
     pre: W::Pre,
@@ -297,9 +373,16 @@ impl<W: World> StageInstance<W> {
         self.rebuilds
     }
 
-    /// The checkpoint a rebuilt source instance reopens from.
+    /// The checkpoint a rebuilt source instance reopens from; for an
+    /// exactly-once sink, the token its next instance resumes from.
     pub fn set_resume_checkpoint(&mut self, checkpoint: Option<Vec<u8>>) {
         self.resume_checkpoint = checkpoint;
+    }
+
+    /// What [`set_resume_checkpoint`](Self::set_resume_checkpoint) set last
+    /// (or what the instance was built with).
+    pub fn resume_checkpoint(&self) -> Option<&[u8]> {
+        self.resume_checkpoint.as_deref()
     }
 
     fn ensure_live(&mut self) -> Result<&mut Live<W>, BuildError> {
@@ -338,7 +421,11 @@ impl<W: World> StageInstance<W> {
                 Ok(Err(e)) => return Err(BuildError::Call(e.into())),
                 Err(trap) => return Err(BuildError::Call(fault(&trap, &store))),
             }
-            self.live = Some(Live { store, bindings });
+            self.live = Some(Live {
+                store,
+                bindings,
+                resume_due: true,
+            });
             self.rebuilds += 1;
         }
         match self.live.as_mut() {
@@ -382,15 +469,43 @@ impl<W: World> StageInstance<W> {
         let timeout = self.spec.timeout;
         let limit = self.spec.max_output_bytes;
         let fuel = self.fuel_per_call();
-        let live = match self.ensure_live() {
-            Ok(live) => live,
+        match self.ensure_live() {
+            Ok(_) => {}
             Err(BuildError::Call(e)) => return Err(e),
             Err(BuildError::Host(e)) => return Err(CallError::Fatal(e.to_string())),
+        }
+        let StageInstance {
+            live: Some(live),
+            resume_checkpoint,
+            ..
+        } = self
+        else {
+            return Err(CallError::Contract("instance vanished".into()));
         };
         live.store.set_epoch_deadline(ticks);
         live.store.data_mut().set_call_timeout(Some(timeout));
         refuel(&mut live.store, fuel);
-        let result = f(&live.bindings, &mut live.store);
+        let result = if live.resume_due {
+            // An exactly-once sink first discards what was written after
+            // its committed token (lazily: a hot reload opens the new
+            // instance while the old one still writes).
+            match W::resume(
+                &live.bindings,
+                &mut live.store,
+                resume_checkpoint.as_deref(),
+            ) {
+                Some(Ok(Ok(()))) | None => {
+                    live.resume_due = false;
+                    refuel(&mut live.store, fuel);
+                    live.store.set_epoch_deadline(ticks);
+                    f(&live.bindings, &mut live.store)
+                }
+                Some(Ok(Err(e))) => Ok(Err(e)),
+                Some(Err(trap)) => Err(trap),
+            }
+        } else {
+            f(&live.bindings, &mut live.store)
+        };
         live.store.data_mut().set_call_timeout(None);
         match result {
             Ok(Ok(r)) => {
@@ -483,17 +598,64 @@ impl StageInstance<SourceWorld> {
 impl StageInstance<SinkWorld> {
     /// Writes a batch.
     pub fn write(&mut self, batch: &Batch) -> Result<crate::WriteReport, CallError> {
-        self.call(|b, s| b.ferry_plugin_sink().call_write(s, batch))
+        self.call(|b, s| b.sink.ferry_plugin_sink().call_write(s, batch))
     }
 
     /// Makes writes durable.
     pub fn flush(&mut self) -> Result<(), CallError> {
-        self.call(|b, s| b.ferry_plugin_sink().call_flush(s))
+        self.call(|b, s| b.sink.ferry_plugin_sink().call_flush(s))
     }
 
     /// Current state of keys in the target system.
     pub fn fetch(&mut self, keys: &Texts) -> Result<Batch, CallError> {
-        self.call(|b, s| b.ferry_plugin_sink().call_fetch(s, keys))
+        self.call(|b, s| b.sink.ferry_plugin_sink().call_fetch(s, keys))
+    }
+
+    /// Whether the sink exports `sink-commit` (commit tokens make it
+    /// exactly-once).
+    pub fn exactly_once(&self) -> bool {
+        self.component.info().exactly_once
+    }
+
+    /// The token naming the sink's state after every write so far; `None`
+    /// for a sink without `sink-commit`.
+    pub fn position(&mut self) -> Result<Option<Vec<u8>>, CallError> {
+        if !self.exactly_once() {
+            return Ok(None);
+        }
+        self.call(|b, s| match &b.commit {
+            Some(commit) => commit.call_position(s),
+            None => Ok(Err(PluginError::Fatal(
+                "the sink lost its sink-commit export".into(),
+            ))),
+        })
+        .map(Some)
+    }
+
+    /// Whether the current instance is live (a trap drops it; the next
+    /// call builds a new one).
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Builds the instance if a trap dropped it, and, for an exactly-once
+    /// sink, runs its `resume` with the token set by
+    /// [`set_resume_checkpoint`](Self::set_resume_checkpoint). Returns
+    /// whether a new instance was built: its writes since the last flush
+    /// were lost with the old one.
+    pub fn revive(&mut self) -> Result<bool, CallError> {
+        let rebuilt = self.live.is_none();
+        // `position` is the cheapest call; for a sink without tokens the
+        // build alone is what is wanted.
+        if self.exactly_once() {
+            self.position()?;
+        } else if let Err(e) = self.ensure_live() {
+            return Err(match e {
+                BuildError::Call(e) => e,
+                BuildError::Host(e) => CallError::Fatal(e.to_string()),
+            });
+        }
+        Ok(rebuilt)
     }
 }
 

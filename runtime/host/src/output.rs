@@ -34,6 +34,12 @@ impl OutputSize for () {
     }
 }
 
+impl OutputSize for Vec<u8> {
+    fn output_bytes(&self) -> usize {
+        list(self)
+    }
+}
+
 impl OutputSize for Texts {
     fn output_bytes(&self) -> usize {
         list(&self.offsets) + list(&self.data)

@@ -340,7 +340,9 @@ mod tests {
     impl StateStore for Slow {
         delegate! {
             checkpoint(pipeline: &str, source: &str) -> Result<Option<Vec<u8>>, ferry_state::StateError>;
-            commit(run: i64, pipeline: &str, source: &str, checkpoint: &[u8], closed: &ferry_state::Accounting) -> Result<(), ferry_state::StateError>;
+            commit(run: i64, pipeline: &str, source: &str, checkpoint: &[u8], closed: &ferry_state::Accounting, sink_tokens: &[(String, Vec<u8>)]) -> Result<(), ferry_state::StateError>;
+            sink_token(pipeline: &str, stage: &str) -> Result<Option<Vec<u8>>, ferry_state::StateError>;
+            baseline_sink_token(pipeline: &str, stage: &str, token: &[u8]) -> Result<(), ferry_state::StateError>;
             add_dead_letters(letters: &[ferry_state::DeadLetter]) -> Result<(), ferry_state::StateError>;
             dead_letters(filter: &ferry_state::DeadLetterFilter) -> Result<Vec<ferry_state::DeadLetter>, ferry_state::StateError>;
             count_dead_letters(filter: &ferry_state::DeadLetterFilter) -> Result<u64, ferry_state::StateError>;

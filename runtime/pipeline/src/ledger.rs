@@ -31,6 +31,8 @@ struct Entry {
     states: Vec<RowState>,
     pending: usize,
     checkpoint: Vec<u8>,
+    /// Exactly-once sinks' tokens after writing this batch: (stage, token).
+    sink_tokens: Vec<(String, Vec<u8>)>,
 }
 
 /// What may be committed now.
@@ -40,6 +42,9 @@ pub struct Committable {
     pub checkpoint: Vec<u8>,
     /// The accounting of the records those batches held.
     pub closed: Accounting,
+    /// For each exactly-once sink that wrote any of those batches, its
+    /// token after the last of them: committed with the checkpoint.
+    pub sink_tokens: Vec<(String, Vec<u8>)>,
 }
 
 /// The record ledger of one running pipeline.
@@ -70,6 +75,7 @@ impl Ledger {
                 states: vec![RowState::Filtered; rows],
                 pending: 1,
                 checkpoint,
+                sink_tokens: Vec::new(),
             },
         );
     }
@@ -95,6 +101,17 @@ impl Ledger {
         }
     }
 
+    /// Records an exactly-once sink's token after it wrote (its part of)
+    /// batch `seq`, replacing an earlier one of the same stage.
+    pub fn sink_token(&self, seq: u64, stage: &str, token: Vec<u8>) {
+        if let Some(e) = self.lock().batches.get_mut(&seq) {
+            match e.sink_tokens.iter_mut().find(|(s, _)| s == stage) {
+                Some((_, t)) => *t = token,
+                None => e.sink_tokens.push((stage.to_string(), token)),
+            }
+        }
+    }
+
     /// A piece of batch `seq` reached its end.
     pub fn done_piece(&self, seq: u64) {
         if let Some(e) = self.lock().batches.get_mut(&seq) {
@@ -108,11 +125,20 @@ impl Ledger {
         let mut inner = self.lock();
         let mut closed = Accounting::default();
         let mut checkpoint = None;
+        let mut sink_tokens: Vec<(String, Vec<u8>)> = Vec::new();
         while let Some(entry) = inner.batches.first_entry() {
             if entry.get().pending > 0 {
                 break;
             }
             let e = entry.remove();
+            // Batches come in order: a later token of a stage replaces an
+            // earlier one.
+            for (stage, token) in e.sink_tokens {
+                match sink_tokens.iter_mut().find(|(s, _)| *s == stage) {
+                    Some((_, t)) => *t = token,
+                    None => sink_tokens.push((stage, token)),
+                }
+            }
             closed.read += e.states.len() as u64;
             for s in &e.states {
                 match s {
@@ -123,7 +149,11 @@ impl Ledger {
             }
             checkpoint = Some(e.checkpoint);
         }
-        checkpoint.map(|checkpoint| Committable { checkpoint, closed })
+        checkpoint.map(|checkpoint| Committable {
+            checkpoint,
+            closed,
+            sink_tokens,
+        })
     }
 
     /// Records read so far (committed or not).
@@ -176,6 +206,36 @@ mod tests {
         );
         assert!(c.closed.balances());
         assert_eq!(l.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_commit_carries_each_sinks_token_after_its_last_committed_batch() {
+        let l = Ledger::default();
+        for seq in 0..3 {
+            l.open(seq, 1, vec![seq as u8]);
+        }
+        // Two sinks: `a` writes batches 0 and 1, `b` only batch 0 (a route
+        // sent it nothing else); batch 2 is written by `a` but not done.
+        l.sink_token(0, "a", b"a0".to_vec());
+        l.sink_token(0, "b", b"b0".to_vec());
+        l.sink_token(1, "a", b"a1".to_vec());
+        // A rebuilt instance wrote batch 1 again: its new token wins.
+        l.sink_token(1, "a", b"a1'".to_vec());
+        l.sink_token(2, "a", b"a2".to_vec());
+        l.done_piece(0);
+        l.done_piece(1);
+        let c = l.take_committable().expect("batches 0 and 1");
+        assert_eq!(c.checkpoint, vec![1]);
+        assert_eq!(
+            c.sink_tokens,
+            vec![
+                ("a".to_string(), b"a1'".to_vec()),
+                ("b".to_string(), b"b0".to_vec())
+            ]
+        );
+        l.done_piece(2);
+        let c = l.take_committable().expect("batch 2");
+        assert_eq!(c.sink_tokens, vec![("a".to_string(), b"a2".to_vec())]);
     }
 
     #[test]

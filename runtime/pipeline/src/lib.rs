@@ -77,6 +77,27 @@ pub enum PipelineError {
         /// What went wrong.
         error: CallError,
     },
+    /// A sink's instance was lost (a trap) and a new one could not be given
+    /// the writes the lost one had not flushed.
+    #[error(
+        "sink `{stage}` lost its instance with unflushed writes and a new one could not take them again: {error}; they were not committed and will be read again on the next run"
+    )]
+    Resend {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        error: CallError,
+    },
+    /// An exactly-once sink could not resume from its committed token.
+    #[error(
+        "sink `{stage}` could not resume from its committed position: {error}; nothing was read"
+    )]
+    Resume {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        error: CallError,
+    },
     /// A route with `on_invalid = "stop"` met an invalid record.
     #[error(
         "stopped at stage `{stage}` on invalid record `{key}`: {detail} (the route says on_invalid = \"stop\")"

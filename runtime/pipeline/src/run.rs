@@ -304,17 +304,34 @@ pub async fn run_controlled(
                 {
                     return Ok(Instance::Replay(records.clone()));
                 }
-                build(
-                    stage,
-                    if stage.kind == PluginKind::Source {
-                        checkpoint.clone()
-                    } else {
-                        None
-                    },
-                    &audit,
-                )
+                // A source opens at its checkpoint; an exactly-once sink
+                // resumes from its committed token, discarding what was
+                // written after it (before anything is read).
+                let resume = match stage.kind {
+                    PluginKind::Source => checkpoint.clone(),
+                    PluginKind::Sink => state.sink_token(&pipeline, &stage.name)?,
+                    _ => None,
+                };
+                let first = resume.is_none();
+                let mut instance = build(stage, resume, &audit)?;
+                if let Instance::Sink(sink) = &mut instance
+                    && sink.exactly_once()
+                {
+                    // Resumes now, so a token it cannot use stops the run
+                    // here; a sink never committed gets its state before
+                    // this run writes as its baseline.
+                    let token = sink.position().map_err(|error| PipelineError::Resume {
+                        stage: stage.name.clone(),
+                        error,
+                    })?;
+                    if let Some(token) = token.filter(|_| first) {
+                        state.baseline_sink_token(&pipeline, &stage.name, &token)?;
+                        sink.set_resume_checkpoint(Some(token));
+                    }
+                }
+                Ok(instance)
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, PipelineError>>()
     })?;
     let source = |feed: Feed,
                   ctx: StageCtx,
@@ -419,6 +436,7 @@ pub async fn run_controlled(
                             &source_name,
                             &c.checkpoint,
                             &c.closed,
+                            &c.sink_tokens,
                         )
                     })?;
                     total.add(&c.closed);
@@ -536,7 +554,7 @@ pub(crate) fn build(
         PluginKind::Source => {
             Instance::Source(SourceInstance::new(c, spec, checkpoint).map_err(open)?)
         }
-        PluginKind::Sink => Instance::Sink(SinkInstance::new(c, spec, None).map_err(open)?),
+        PluginKind::Sink => Instance::Sink(SinkInstance::new(c, spec, checkpoint).map_err(open)?),
         PluginKind::Mapper => Instance::Mapper(MapperInstance::new(c, spec, None).map_err(open)?),
         PluginKind::Validator => {
             Instance::Validator(ValidatorInstance::new(c, spec, None).map_err(open)?)
@@ -781,10 +799,11 @@ struct Part<R> {
 
 /// Calls `f` on `batch`, retrying retryable errors and splitting the batch in
 /// halves on other failures until the failing records are isolated.
+/// `f` gets the (sub-)batch and the rows of `batch` it holds.
 fn isolate<R>(
     batch: &Batch,
     retry: &RetryPolicy,
-    mut f: impl FnMut(&Batch) -> Result<R, CallError>,
+    mut f: impl FnMut(&Batch, &[u32]) -> Result<R, CallError>,
 ) -> Vec<Part<R>> {
     let mut parts = Vec::new();
     let all: Vec<u32> = (0..batch.len() as u32).collect();
@@ -800,14 +819,14 @@ fn isolate_into<R>(
     whole: bool,
     retry: &RetryPolicy,
     spent: u32,
-    f: &mut impl FnMut(&Batch) -> Result<R, CallError>,
+    f: &mut impl FnMut(&Batch, &[u32]) -> Result<R, CallError>,
     parts: &mut Vec<Part<R>>,
 ) {
     let sub = if whole { None } else { Some(batch.take(&rows)) };
     let mut attempts = spent;
     loop {
         attempts += 1;
-        let result = f(sub.as_ref().unwrap_or(batch));
+        let result = f(sub.as_ref().unwrap_or(batch), &rows);
         match result {
             Err(CallError::Retryable(_)) if attempts < retry.attempts => {
                 std::thread::sleep(jittered(retry.backoff_after(attempts)));
@@ -1091,7 +1110,7 @@ fn map_batch(
     mapper: &mut MapperInstance,
     env: &Envelope,
 ) -> Result<Forward, PipelineError> {
-    let parts = isolate(&env.batch, &ctx.retry, |b| {
+    let parts = isolate(&env.batch, &ctx.retry, |b, _| {
         let mapped = mapper.map(b)?;
         // A batch that cannot be read fails the call (and is split to
         // isolate the records at fault); a malformed value fails only the
@@ -1199,7 +1218,7 @@ fn validate_batch(
     validator: &mut ValidatorInstance,
     env: &mut Envelope,
 ) -> Result<Forward, PipelineError> {
-    let parts = isolate(&env.batch, &ctx.retry, |b| {
+    let parts = isolate(&env.batch, &ctx.retry, |b, _| {
         let violations = validator.validate(b)?;
         check_rows("a violation", violations.iter().map(|v| v.row), b.len())?;
         Ok(violations)
@@ -1269,10 +1288,33 @@ fn validate_batch(
     Ok(forward)
 }
 
-/// Written records waiting for the next flush.
+/// How many written batches a sink keeps unflushed (besides `max_wait`)
+/// before it flushes: they stay in memory until then, to be sent again to
+/// an instance rebuilt after a trap.
+const MAX_UNFLUSHED_BATCHES: usize = 256;
+
+/// How many times the batches of a lost instance are sent again to a new
+/// one that traps too, before the pipeline stops.
+const RESEND_ATTEMPTS: u32 = 3;
+
+/// A batch written to the sink and not yet flushed.
+struct Written {
+    env: Envelope,
+    /// Rows of `env.batch` the sink took (neither rejected nor in conflict).
+    accepted: Vec<u32>,
+    /// Their source records, marked written once flushed.
+    origins: Vec<u32>,
+}
+
+/// Written records waiting for the next flush. A sink may buffer writes
+/// until its `flush`, and a trap drops the instance with its buffer, so
+/// the batches are kept until the flush: a rebuilt instance is sent them
+/// again ([`resend`]) before anything else.
 struct Unflushed {
-    pieces: Vec<(u64, Vec<u32>)>,
+    pieces: Vec<Written>,
     since: Option<Instant>,
+    /// An exactly-once sink's token after the last write.
+    last_token: Option<Vec<u8>>,
 }
 
 async fn sink_task(
@@ -1285,6 +1327,7 @@ async fn sink_task(
     let mut unflushed = Unflushed {
         pieces: Vec::new(),
         since: None,
+        last_token: None,
     };
     loop {
         let deadline = unflushed.since.map(|s| s + max_wait);
@@ -1294,13 +1337,15 @@ async fn sink_task(
                 let began = Instant::now();
                 let SwapRequest { prepared, reply } = request;
                 let digest = prepared.digest().to_string();
-                let Some(Instance::Sink(new)) = prepared.instance else {
+                let Some(Instance::Sink(mut new)) = prepared.instance else {
                     ctx.refuse_swap(reply, "the new plugin is not a sink".into());
                     continue;
                 };
                 // The old instance's writes are made durable (and their
-                // records final) before the new one writes anything.
+                // records final) before the new one writes anything, and
+                // an exactly-once new instance resumes where they end.
                 flush(&ctx, &mut sink, &mut unflushed)?;
+                new.set_resume_checkpoint(sink.resume_checkpoint().map(<[u8]>::to_vec));
                 let old = std::mem::replace(&mut sink, new);
                 ctx.shared.status.rebuilds.fetch_add(old.rebuilds(), Ordering::Relaxed);
                 ctx.swapped(reply, &digest, began);
@@ -1316,9 +1361,19 @@ async fn sink_task(
             env = rx.recv() => env,
         };
         let Some(env) = env else { break };
-        let written = tokio::task::block_in_place(|| write_batch(&ctx, &mut sink, &env))?;
-        unflushed.pieces.push((env.seq, written));
+        tokio::task::block_in_place(|| {
+            let (accepted, origins) = write_batch(&ctx, &mut sink, &env, &mut unflushed)?;
+            unflushed.pieces.push(Written {
+                env,
+                accepted,
+                origins,
+            });
+            record_position(&ctx, &mut sink, &mut unflushed)
+        })?;
         unflushed.since.get_or_insert_with(Instant::now);
+        if unflushed.pieces.len() >= MAX_UNFLUSHED_BATCHES {
+            flush(&ctx, &mut sink, &mut unflushed)?;
+        }
     }
     flush(&ctx, &mut sink, &mut unflushed)?;
     ctx.shared
@@ -1336,7 +1391,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Makes the sink's writes durable, then marks their records written and
-/// completes their pieces.
+/// completes their pieces. A flush that traps lost the instance's buffer:
+/// the rebuilt instance is sent the batches again and flushed once more.
 fn flush(
     ctx: &StageCtx,
     sink: &mut SinkInstance,
@@ -1345,32 +1401,151 @@ fn flush(
     if unflushed.pieces.is_empty() {
         return Ok(());
     }
-    match tokio::task::block_in_place(|| ctx.until_up(|| sink.flush())) {
-        Ok(()) => {}
-        // Unflushed writes may be lost: stop without committing them, so
-        // they are read again on the next run.
-        Err(error) => {
-            return Err(PipelineError::Flush {
-                stage: ctx.stage.clone(),
-                error,
-            });
+    tokio::task::block_in_place(|| {
+        if !sink.is_live() {
+            resend(ctx, sink, unflushed, None)?;
         }
+        let mut flushed = ctx.until_up(|| sink.flush());
+        if matches!(flushed, Err(CallError::Fault { .. })) {
+            resend(ctx, sink, unflushed, None)?;
+            flushed = ctx.until_up(|| sink.flush());
+        }
+        flushed.map_err(|error| PipelineError::Flush {
+            stage: ctx.stage.clone(),
+            error,
+        })
+    })?;
+    // Unflushed writes may be lost on an error above: the pipeline stops
+    // without committing them, so they are read again on the next run.
+    if let Some(token) = unflushed.last_token.take() {
+        // A rebuilt or swapped-in exactly-once instance resumes here.
+        sink.set_resume_checkpoint(Some(token));
     }
-    for (seq, written) in unflushed.pieces.drain(..) {
-        ctx.shared.ledger.mark(seq, written, RowState::Written);
-        ctx.shared.ledger.done_piece(seq);
+    for w in unflushed.pieces.drain(..) {
+        ctx.shared
+            .ledger
+            .mark(w.env.seq, w.origins, RowState::Written);
+        ctx.shared.ledger.done_piece(w.env.seq);
     }
     unflushed.since = None;
     ctx.shared.progress.notify_one();
     Ok(())
 }
 
-/// Writes a batch; returns the source rows written (not yet flushed).
+/// After a batch's writes: an exactly-once sink's token for it goes to the
+/// ledger (committed with the checkpoint once the batch is flushed and
+/// complete). A sink that lost its instance meanwhile is sent its unflushed
+/// batches again, which records their tokens anew.
+fn record_position(
+    ctx: &StageCtx,
+    sink: &mut SinkInstance,
+    unflushed: &mut Unflushed,
+) -> Result<(), PipelineError> {
+    if !sink.is_live() {
+        return resend(ctx, sink, unflushed, None);
+    }
+    if !sink.exactly_once() {
+        return Ok(());
+    }
+    let Some(seq) = unflushed.pieces.last().map(|w| w.env.seq) else {
+        return Ok(());
+    };
+    match ctx.until_up(|| sink.position()) {
+        Ok(Some(token)) => {
+            ctx.shared.ledger.sink_token(seq, &ctx.stage, token.clone());
+            unflushed.last_token = Some(token);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(CallError::Fault { .. }) => resend(ctx, sink, unflushed, None),
+        Err(error) => Err(PipelineError::Resend {
+            stage: ctx.stage.clone(),
+            error,
+        }),
+    }
+}
+
+/// Sends every unflushed batch (and `current`: a batch's rows already taken
+/// by the lost instance) again to a new instance, in order. An exactly-once
+/// sink first resumes from its last flushed token, discarding the lost
+/// instance's unflushed writes, and its tokens are recorded anew. Blocking.
+fn resend(
+    ctx: &StageCtx,
+    sink: &mut SinkInstance,
+    unflushed: &mut Unflushed,
+    current: Option<(&Envelope, &[u32])>,
+) -> Result<(), PipelineError> {
+    let batches = unflushed.pieces.len() + usize::from(current.is_some());
+    tracing::warn!(
+        pipeline = %ctx.shared.pipeline,
+        stage = %ctx.stage,
+        "the sink's instance was lost with its unflushed writes; sending {batches} batches again to a new one"
+    );
+    let mut attempt = 1;
+    loop {
+        match try_resend(ctx, sink, unflushed, current) {
+            Ok(()) => return Ok(()),
+            Err(CallError::Fault { .. }) if attempt < RESEND_ATTEMPTS => attempt += 1,
+            Err(error) => {
+                return Err(PipelineError::Resend {
+                    stage: ctx.stage.clone(),
+                    error,
+                });
+            }
+        }
+    }
+}
+
+fn try_resend(
+    ctx: &StageCtx,
+    sink: &mut SinkInstance,
+    unflushed: &mut Unflushed,
+    current: Option<(&Envelope, &[u32])>,
+) -> Result<(), CallError> {
+    ctx.until_up(|| sink.revive())?;
+    let write_again = |sink: &mut SinkInstance, env: &Envelope, rows: &[u32]| {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let taken;
+        let batch = if rows.len() == env.batch.len() {
+            &env.batch
+        } else {
+            taken = env.batch.take(rows);
+            &taken
+        };
+        let report = ctx.until_up(|| sink.write(batch))?;
+        let refused = report.rejected.len() + report.conflicts.len();
+        if refused > 0 {
+            return Err(CallError::Contract(format!(
+                "the new instance refused {refused} records the lost one had taken"
+            )));
+        }
+        Ok(())
+    };
+    for w in &unflushed.pieces {
+        write_again(sink, &w.env, &w.accepted)?;
+        if let Some(token) = ctx.until_up(|| sink.position())? {
+            ctx.shared
+                .ledger
+                .sink_token(w.env.seq, &ctx.stage, token.clone());
+            unflushed.last_token = Some(token);
+        }
+    }
+    if let Some((env, rows)) = current {
+        write_again(sink, env, rows)?;
+    }
+    Ok(())
+}
+
+/// Writes a batch; returns the rows of it the sink took and their source
+/// records (written, not yet flushed).
 fn write_batch(
     ctx: &StageCtx,
     sink: &mut SinkInstance,
     env: &Envelope,
-) -> Result<Vec<u32>, PipelineError> {
+    unflushed: &mut Unflushed,
+) -> Result<(Vec<u32>, Vec<u32>), PipelineError> {
     // A sink's retryable error means its target is down: `until_up` waits
     // for it (pausing the pipeline), so isolation sees no retryable error
     // unless the pipeline was stopped meanwhile.
@@ -1378,12 +1553,40 @@ fn write_batch(
         attempts: 1,
         ..ctx.retry
     };
-    let parts = isolate(&env.batch, &no_retry, |b| {
+    // Rows the current instance took so far: should it trap on a later
+    // part, its successor gets them again with the unflushed batches.
+    let mut taken: Vec<u32> = Vec::with_capacity(env.batch.len());
+    let mut lost: Option<PipelineError> = None;
+    let parts = isolate(&env.batch, &no_retry, |b, rows| {
+        if lost.is_some() {
+            return Err(CallError::Fatal("the sink's instance was lost".into()));
+        }
+        if !sink.is_live()
+            && let Err(e) = resend(ctx, sink, unflushed, Some((env, &taken)))
+        {
+            lost = Some(e);
+            return Err(CallError::Fatal("the sink's instance was lost".into()));
+        }
         let report = ctx.until_up(|| sink.write(b))?;
         check_rows("rejected", report.rejected.iter().map(|r| r.row), b.len())?;
         check_rows("conflicts", report.conflicts.iter().map(|r| r.row), b.len())?;
+        let mut refused = vec![false; rows.len()];
+        for r in report.rejected.iter().chain(&report.conflicts) {
+            if let Some(f) = refused.get_mut(r.row as usize) {
+                *f = true;
+            }
+        }
+        taken.extend(
+            rows.iter()
+                .zip(refused)
+                .filter(|(_, f)| !f)
+                .map(|(&r, _)| r),
+        );
         Ok(report)
     });
+    if let Some(e) = lost {
+        return Err(e);
+    }
     if ctx.stopped_while_down.get() {
         return Err(PipelineError::SinkDown {
             stage: ctx.stage.clone(),
@@ -1421,5 +1624,5 @@ fn write_batch(
             Err(e) => ctx.fail_part(env, &part, e)?,
         }
     }
-    Ok(written)
+    Ok((taken, written))
 }

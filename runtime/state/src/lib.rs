@@ -350,10 +350,11 @@ pub trait StateStore: Send + Sync {
     fn checkpoint(&self, pipeline: &str, source: &str) -> Result<Option<Vec<u8>>, StateError>;
 
     /// Commits a source checkpoint together with the accounting of the records
-    /// it closes, in one transaction: both land or neither does. Refuses
-    /// ([`StateError::Accounting`]) accounting that does not balance, a run
-    /// that does not exist, and an update after which the run's totals would
-    /// not balance.
+    /// it closes and the commit tokens of the pipeline's exactly-once sinks
+    /// (stage name, token), in one transaction: all land or none does.
+    /// Refuses ([`StateError::Accounting`]) accounting that does not
+    /// balance, a run that does not exist, and an update after which the
+    /// run's totals would not balance.
     fn commit(
         &self,
         run: i64,
@@ -361,6 +362,20 @@ pub trait StateStore: Send + Sync {
         source: &str,
         checkpoint: &[u8],
         closed: &Accounting,
+        sink_tokens: &[(String, Vec<u8>)],
+    ) -> Result<(), StateError>;
+
+    /// The commit token last committed for an exactly-once sink stage.
+    fn sink_token(&self, pipeline: &str, stage: &str) -> Result<Option<Vec<u8>>, StateError>;
+
+    /// Stores the token of an exactly-once sink stage that has none yet
+    /// (its state before the pipeline first wrote to it, so a crash before
+    /// the first commit is undone too); does nothing if it has one.
+    fn baseline_sink_token(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        token: &[u8],
     ) -> Result<(), StateError>;
 
     /// Stores dead letters in one transaction.
@@ -503,7 +518,11 @@ pub const APPLICATION_ID: i64 = 0x4652_5259;
 ///    when opened; its decided conflicts keep NULL there, and the sync
 ///    checks them against `left_version` and `right_version`, which it
 ///    never changes once a conflict is decided.
-pub const SCHEMA_VERSION: i64 = 4;
+/// 5. `sink_tokens`: the commit token of each exactly-once sink stage,
+///    written in the transaction of the source checkpoint. A version 4 file
+///    gets the table when opened (empty: its sinks start at-least-once
+///    until their first commit).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Columns added to an existing table by a schema version: (table, column,
 /// type). `check_schema` adds those a file lacks when it opens a file of an
@@ -581,6 +600,10 @@ const TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("sync_keys", &["pipeline", "key", "state", "updated_at_us"]),
+    (
+        "sink_tokens",
+        &["pipeline", "stage", "token", "updated_at_us"],
+    ),
     (
         "conflicts",
         &[
@@ -692,6 +715,13 @@ CREATE TABLE IF NOT EXISTS conflicts (
     reopened TEXT
 );
 CREATE INDEX IF NOT EXISTS conflicts_by_key ON conflicts (pipeline, key, status);
+CREATE TABLE IF NOT EXISTS sink_tokens (
+    pipeline TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    token BLOB NOT NULL,
+    updated_at_us INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, stage)
+);
 ";
 
 /// Microseconds since the Unix epoch, now.
@@ -1065,6 +1095,33 @@ impl StateStore for SqliteState {
             .map_err(self.q("reading a checkpoint"))
     }
 
+    fn sink_token(&self, pipeline: &str, stage: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.lock()
+            .query_row(
+                "SELECT token FROM sink_tokens WHERE pipeline = ?1 AND stage = ?2",
+                params![pipeline, stage],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.q("reading a sink's commit token"))
+    }
+
+    fn baseline_sink_token(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        token: &[u8],
+    ) -> Result<(), StateError> {
+        self.lock()
+            .execute(
+                "INSERT INTO sink_tokens (pipeline, stage, token, updated_at_us) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pipeline, stage) DO NOTHING",
+                params![pipeline, stage, token, now_us()],
+            )
+            .map(|_| ())
+            .map_err(self.q("writing a sink's first commit token"))
+    }
+
     fn commit(
         &self,
         run: i64,
@@ -1072,6 +1129,7 @@ impl StateStore for SqliteState {
         source: &str,
         checkpoint: &[u8],
         closed: &Accounting,
+        sink_tokens: &[(String, Vec<u8>)],
     ) -> Result<(), StateError> {
         if !closed.balances() {
             return Err(self.accounting_error(format!(
@@ -1087,6 +1145,14 @@ impl StateStore for SqliteState {
             params![pipeline, source, checkpoint, now_us()],
         )
         .map_err(self.q("writing a checkpoint"))?;
+        for (stage, token) in sink_tokens {
+            tx.execute(
+                "INSERT INTO sink_tokens (pipeline, stage, token, updated_at_us) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pipeline, stage) DO UPDATE SET token = excluded.token, updated_at_us = excluded.updated_at_us",
+                params![pipeline, stage, token, now_us()],
+            )
+            .map_err(self.q("writing a sink's commit token"))?;
+        }
         let updated = tx
             .execute(
                 "UPDATE runs SET read = read + ?2, written = written + ?3, dead_lettered = dead_lettered + ?4, filtered = filtered + ?5 WHERE id = ?1",
@@ -1537,7 +1603,7 @@ mod tests {
                 dead_lettered: 2,
                 filtered: 1,
             };
-            s.commit(run, "p", "src", b"pos-10", &a)?;
+            s.commit(run, "p", "src", b"pos-10", &a, &[])?;
             s.commit(
                 run,
                 "p",
@@ -1548,6 +1614,7 @@ mod tests {
                     written: 2,
                     ..Default::default()
                 },
+                &[("out".to_string(), b"len-12".to_vec())],
             )?;
             s.finish_run(run, "finished")?;
             let r = s.run(run)?.ok_or_else(|| StateError::Corrupt {
@@ -1567,6 +1634,13 @@ mod tests {
         }
         let s = SqliteState::open(&path)?;
         assert_eq!(s.checkpoint("p", "src")?, Some(b"pos-12".to_vec()));
+        assert_eq!(s.sink_token("p", "out")?, Some(b"len-12".to_vec()));
+        assert_eq!(s.sink_token("p", "other")?, None);
+        // A baseline lands only where there is no token.
+        s.baseline_sink_token("p", "out", b"len-0")?;
+        s.baseline_sink_token("p", "other", b"len-0")?;
+        assert_eq!(s.sink_token("p", "out")?, Some(b"len-12".to_vec()));
+        assert_eq!(s.sink_token("p", "other")?, Some(b"len-0".to_vec()));
         assert!(s.total_accounting("p")?.balances());
         assert_eq!(s.total_accounting("other")?, Accounting::default());
         Ok(())
@@ -1650,7 +1724,7 @@ mod tests {
                 dead_lettered: 10,
                 filtered: 0,
             };
-            s.commit(run, "p", "src", &i.to_be_bytes(), &closed)
+            s.commit(run, "p", "src", &i.to_be_bytes(), &closed, &[])
                 .expect("commit");
         }
         s.record_audit(&AuditEvent {
@@ -1883,6 +1957,33 @@ mod tests {
                 .expect("the new table")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_version_4_file_gets_the_sink_tokens_table_and_keeps_its_checkpoints()
+    -> Result<(), StateError> {
+        let (_dir, path) = temp();
+        let start = SCHEMA
+            .find("CREATE TABLE IF NOT EXISTS sink_tokens")
+            .expect("the version 5 table");
+        let v4 = &SCHEMA[..start];
+        let conn = Connection::open(&path).expect("raw");
+        conn.execute_batch(v4).expect("version 4 tables");
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 4;
+             INSERT INTO checkpoints (pipeline, source, checkpoint, updated_at_us) VALUES ('p', 'src', x'2a', 1);"
+        ))
+        .expect("a checkpoint");
+        drop(conn);
+        let s = SqliteState::open(&path)?;
+        let version: i64 = s
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(s.checkpoint("p", "src")?, Some(vec![0x2a]));
+        assert_eq!(s.sink_token("p", "out")?, None);
+        Ok(())
     }
 
     #[test]
@@ -2149,6 +2250,7 @@ mod tests {
                     dead_lettered: 1,
                     filtered: 0,
                 },
+                &[],
             )
             .expect_err("refused");
         assert!(matches!(e, StateError::Accounting { .. }), "{e:?}");
@@ -2172,11 +2274,14 @@ mod tests {
             written: 2,
             ..Default::default()
         };
-        s.commit(run, "p", "src", b"one", &closed).expect("commit");
+        let token = |t: &[u8]| [("out".to_string(), t.to_vec())];
+        s.commit(run, "p", "src", b"one", &closed, &token(b"one"))
+            .expect("commit");
         // The run is gone: the accounting has nowhere to land, so the
-        // checkpoint written before it in the transaction rolls back.
+        // checkpoint and the sink token written before it in the
+        // transaction roll back.
         let e = s
-            .commit(run + 1, "p", "src", b"two", &closed)
+            .commit(run + 1, "p", "src", b"two", &closed, &token(b"two"))
             .expect_err("refused");
         assert!(
             e.to_string()
@@ -2187,6 +2292,10 @@ mod tests {
             s.checkpoint("p", "src").expect("read"),
             Some(b"one".to_vec())
         );
+        assert_eq!(
+            s.sink_token("p", "out").expect("read"),
+            Some(b"one".to_vec())
+        );
         // Totals that no longer balance are caught at the next commit.
         s.lock()
             .execute(
@@ -2195,7 +2304,7 @@ mod tests {
             )
             .expect("tamper");
         let e = s
-            .commit(run, "p", "src", b"three", &closed)
+            .commit(run, "p", "src", b"three", &closed, &[])
             .expect_err("refused");
         assert!(
             e.to_string()

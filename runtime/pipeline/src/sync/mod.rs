@@ -472,8 +472,15 @@ impl Engine {
             &also,
         );
         let stage = self.io(side).plugin.clone();
-        let report = self.retry("write", &stage, |e| e.io(side).sink.write(&batch))?;
-        self.retry("flush", &stage, |e| e.io(side).sink.flush())?;
+        // Written and flushed as one step: a flush that traps drops the
+        // instance with whatever it buffered, so the retry writes again
+        // (writes are upserts) before flushing the new instance.
+        let report = self.retry("write", &stage, |e| {
+            let sink = &mut e.io(side).sink;
+            let report = sink.write(&batch)?;
+            sink.flush()?;
+            Ok(report)
+        })?;
         let digest = self.io(side).digest.clone();
         for issue in &report.rejected {
             let Some((key, v)) = rows.get(issue.row as usize) else {
