@@ -257,6 +257,7 @@ fn plugin_inspect_shows_world_digest_imports_and_toolchain() {
     assert_eq!(report["sha256"], ferry_host::sha256_hex(&bytes));
     assert_eq!(report["size_bytes"], bytes.len());
     assert_eq!(report["worlds"], serde_json::json!(["validator"]));
+    assert_eq!(report["exactly_once"], false);
     let imports = report["imports"].as_array().expect("imports");
     assert!(
         imports
@@ -270,5 +271,16 @@ fn plugin_inspect_shows_world_digest_imports_and_toolchain() {
             .iter()
             .any(|p| p["name"].as_str().is_some_and(|n| n.starts_with("wit-"))),
         "{producers:?}"
+    );
+
+    // A sink says how it delivers: the file connector exports sink-commit.
+    let out = ferry(&["plugin", "inspect", plugins::FILE], Path::new(".")).expect("runs");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("  delivery  exactly once (exports sink-commit")
+            && out.stdout.contains("ferry:plugin/sink-commit@0.1.4"),
+        "{}",
+        out.stdout
     );
 }

@@ -94,6 +94,7 @@ fn inspect(wasm: &Path, as_json: bool) -> Result<ExitCode> {
         "sha256": info.digest,
         "size_bytes": info.size,
         "worlds": info.worlds.iter().map(|w| w.interface()).collect::<Vec<_>>(),
+        "exactly_once": info.exactly_once,
         "exports": info.exports,
         "imports": info.imports.iter().map(|i| json!({
             "name": i,
@@ -121,6 +122,16 @@ fn inspect(wasm: &Path, as_json: bool) -> Result<ExitCode> {
             worlds.join(", ")
         }
     );
+    if info.worlds.contains(&ferry_host::PluginWorld::Sink) {
+        println!(
+            "  delivery  {}",
+            if info.exactly_once {
+                "exactly once (exports sink-commit: its commit tokens are stored with the checkpoint)"
+            } else {
+                "at least once (no sink-commit: writes after the last checkpoint are made again after a crash)"
+            }
+        );
+    }
     println!("  exports");
     for e in &info.exports {
         println!("    {e}");
