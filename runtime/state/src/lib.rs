@@ -205,7 +205,8 @@ impl std::fmt::Display for Accounting {
 /// A record that could not be delivered, with why and where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// Its id in the store (0 before it is stored).
+    /// Its id in the store (0 before it is stored; in a replay's
+    /// [`PipelineCommit`], the id of the replayed letter it replaces).
     pub id: i64,
     /// The pipeline it came through.
     pub pipeline: String,
