@@ -415,7 +415,7 @@ fn replay_after_a_fix_moves_the_dead_letters_to_the_sink() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout
-            .contains("2 replayed, 1 written, 1 dead-lettered again, 0 filtered"),
+            .contains("2 replayed: 1 delivered, 1 failed again, 0 filtered; 1 dead letter left"),
         "{}",
         out.stdout
     );
@@ -423,7 +423,7 @@ fn replay_after_a_fix_moves_the_dead_letters_to_the_sink() {
     assert_eq!(
         letters.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(),
         ["4"],
-        "the old letters are gone, 4 has a new one"
+        "2's letter is gone, 4 keeps its one"
     );
 
     // The whole fix.
@@ -431,7 +431,8 @@ fn replay_after_a_fix_moves_the_dead_letters_to_the_sink() {
     let out = ferry(&["dlq", "replay", "pipeline.toml"], &s.path("")).expect("replays");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        out.stdout.contains("1 replayed, 1 written"),
+        out.stdout
+            .contains("1 replayed: 1 delivered, 0 failed again, 0 filtered; 0 dead letters left"),
         "{}",
         out.stdout
     );

@@ -12,6 +12,7 @@ mod cdc_example;
 mod cli;
 mod crash;
 mod dlq;
+mod dlq_once;
 mod exactly_once;
 mod host;
 mod hostile_engine;

@@ -6,10 +6,13 @@
 //! downstream of it ([`ferry_pipeline::replay_plan`]); the records stand in
 //! for the source, so the source is neither opened nor moved. The replay
 //! is an ordinary run (its own entry in the runs table, its accounting, its
-//! commit): records that reach a final state are settled, and those that
-//! fail again get new dead letters with the new reason. Then the replayed
-//! dead letters are deleted, with an audit event naming them and the
-//! outcome, in one transaction.
+//! commit). Its commit settles the replayed dead letters in the same
+//! transaction ([`ferry_pipeline::Replay`]): a record delivered (or
+//! filtered) loses its letter, one that fails again keeps its letter, the
+//! same id, with the new stage, reason and detail and its attempts added
+//! up; and an audit event names them and the outcome. A replay that fails
+//! or is killed before that commit changes no letter: each record keeps
+//! exactly one.
 //!
 //! A replay writes the pipeline's sinks and state, so it holds the
 //! pipeline's lock ([`ferry_pipeline::owner`]) while it runs: with a
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use ferry_host::Op;
 use ferry_host::batch::{JsonRecord, batch_from_json};
-use ferry_pipeline::{PipelineError, RunOptions};
+use ferry_pipeline::{PipelineError, Replay, RunOptions};
 use ferry_state::{DeadLetter, DeadLetterFilter, SqliteState, StateStore};
 
 pub(crate) fn replay(path: &Path, filter: DeadLetterFilter) -> Result<ExitCode> {
@@ -84,37 +87,49 @@ pub(crate) fn replay(path: &Path, filter: DeadLetterFilter) -> Result<ExitCode> 
             };
             let records: Vec<JsonRecord> = group.iter().map(record).collect();
             let (mut options, _stop) = RunOptions::new();
-            options.replay = Some(batch_from_json(&records));
+            options.replay = Some(Replay {
+                records: batch_from_json(&records),
+                letters: group.iter().map(|l| l.id).collect(),
+                stage: stage.clone(),
+            });
             let result = rt.block_on(ferry_pipeline::run(sub, Arc::clone(&state), options));
-            let ids: Vec<i64> = group.iter().map(|l| l.id).collect();
-            match result {
-                Ok(report) => {
-                    let a = report.accounting;
-                    let detail = format!(
-                        "`ferry dlq replay` through stage `{stage}` (run {}): {} replayed, {} written, {} dead-lettered again, {} filtered",
-                        report.run_id, a.read, a.written, a.dead_lettered, a.filtered
+            // The replay's one commit settled the letters, or nothing did.
+            let (report, error) = match result {
+                Ok(report) => (Some(report), None),
+                Err(PipelineError::Failed { report, error }) => (Some(*report), Some(*error)),
+                Err(e) => (None, Some(e)),
+            };
+            let settled = report.filter(|r| r.accounting.read > 0);
+            if let Some(report) = &settled {
+                let a = report.accounting;
+                println!(
+                    "{}: {}; {} dead letter{} left",
+                    plan.name,
+                    ferry_pipeline::replay_detail(&stage, report.run_id, &a),
+                    a.dead_lettered,
+                    if a.dead_lettered == 1 { "" } else { "s" }
+                );
+                if a.dead_lettered > 0 {
+                    println!(
+                        "  see why they failed again: ferry dlq list {} --stage {stage}",
+                        manifest.display()
                     );
-                    state.remove_replayed(&plan.name, &ids, &detail)?;
-                    println!("{}: {detail}", plan.name);
-                    if a.dead_lettered > 0 {
-                        println!(
-                            "  see why they failed again: ferry dlq list {} --stage {stage}",
-                            manifest.display()
-                        );
-                    }
                 }
-                Err(e) => {
-                    let e = match e {
-                        PipelineError::Failed { error, .. } => *error,
-                        e => e,
-                    };
-                    eprintln!(
-                        "error: {}: the replay through `{stage}` stopped: {e}; its {} dead letters stay in the store",
-                        plan.name,
+            }
+            if let Some(e) = error {
+                let outcome = if settled.is_some() {
+                    "its dead letters were settled as above".to_string()
+                } else {
+                    format!(
+                        "nothing was settled: its {} dead letters stay as they were",
                         group.len()
-                    );
-                    failed = true;
-                }
+                    )
+                };
+                eprintln!(
+                    "error: {}: the replay through `{stage}` stopped: {e}; {outcome}",
+                    plan.name
+                );
+                failed = true;
             }
         }
     }

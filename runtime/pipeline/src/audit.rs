@@ -340,7 +340,7 @@ mod tests {
     impl StateStore for Slow {
         delegate! {
             checkpoint(pipeline: &str, source: &str) -> Result<Option<Vec<u8>>, ferry_state::StateError>;
-            commit(run: i64, pipeline: &str, source: &str, checkpoint: &[u8], closed: &ferry_state::Accounting, sink_tokens: &[(String, Vec<u8>)]) -> Result<(), ferry_state::StateError>;
+            commit(commit: &ferry_state::PipelineCommit) -> Result<(), ferry_state::StateError>;
             sink_token(pipeline: &str, stage: &str) -> Result<Option<Vec<u8>>, ferry_state::StateError>;
             baseline_sink_token(pipeline: &str, stage: &str, token: &[u8]) -> Result<(), ferry_state::StateError>;
             add_dead_letters(letters: &[ferry_state::DeadLetter]) -> Result<(), ferry_state::StateError>;
@@ -348,7 +348,6 @@ mod tests {
             count_dead_letters(filter: &ferry_state::DeadLetterFilter) -> Result<u64, ferry_state::StateError>;
             purge_dead_letters(filter: &ferry_state::DeadLetterFilter, by: &str) -> Result<Vec<ferry_state::DeadLetter>, ferry_state::StateError>;
             dead_letter(id: i64) -> Result<Option<ferry_state::DeadLetter>, ferry_state::StateError>;
-            remove_replayed(pipeline: &str, ids: &[i64], detail: &str) -> Result<usize, ferry_state::StateError>;
             start_run(pipeline: &str) -> Result<i64, ferry_state::StateError>;
             finish_run(run: i64, status: &str) -> Result<(), ferry_state::StateError>;
             run(run: i64) -> Result<Option<ferry_state::RunRecord>, ferry_state::StateError>;

@@ -8,11 +8,16 @@
 //! sink, the dead-letter store, or was dropped. A source checkpoint is
 //! committed only when every batch up to it is complete, so the committed
 //! checkpoint never passes a record that is still on its way.
+//!
+//! The dead letters of a batch wait here with it, and go to the state store
+//! in the commit that closes the batch: a crash before that commit loses
+//! both the letters and the checkpoint, so the next run reads the records
+//! again and dead-letters them once more, never twice.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use ferry_state::Accounting;
+use ferry_state::{Accounting, DeadLetter};
 
 /// The final state of one source record. Order matters: when parts of one
 /// record end differently, the highest state is the record's state.
@@ -23,7 +28,7 @@ pub enum RowState {
     Filtered = 0,
     /// Written by a sink.
     Written = 1,
-    /// Sent to the dead-letter store.
+    /// Dead-lettered (its letter is stored with the batch's commit).
     DeadLettered = 2,
 }
 
@@ -33,10 +38,12 @@ struct Entry {
     checkpoint: Vec<u8>,
     /// Exactly-once sinks' tokens after writing this batch: (stage, token).
     sink_tokens: Vec<(String, Vec<u8>)>,
+    /// Dead letters of its records, until the batch is committed.
+    letters: Vec<DeadLetter>,
 }
 
 /// What may be committed now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Committable {
     /// The source checkpoint just past the completed batches.
     pub checkpoint: Vec<u8>,
@@ -45,6 +52,8 @@ pub struct Committable {
     /// For each exactly-once sink that wrote any of those batches, its
     /// token after the last of them: committed with the checkpoint.
     pub sink_tokens: Vec<(String, Vec<u8>)>,
+    /// The dead letters of those records, to store in the same commit.
+    pub dead_letters: Vec<DeadLetter>,
 }
 
 /// The record ledger of one running pipeline.
@@ -76,6 +85,7 @@ impl Ledger {
                 pending: 1,
                 checkpoint,
                 sink_tokens: Vec::new(),
+                letters: Vec::new(),
             },
         );
     }
@@ -112,6 +122,25 @@ impl Ledger {
         }
     }
 
+    /// Marks records of batch `seq` dead-lettered and keeps their `letters`
+    /// until the batch is committed.
+    pub fn dead_letter(
+        &self,
+        seq: u64,
+        origins: impl IntoIterator<Item = u32>,
+        letters: Vec<DeadLetter>,
+    ) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.batches.get_mut(&seq) {
+            for r in origins {
+                if let Some(s) = e.states.get_mut(r as usize) {
+                    *s = RowState::DeadLettered;
+                }
+            }
+            e.letters.extend(letters);
+        }
+    }
+
     /// A piece of batch `seq` reached its end.
     pub fn done_piece(&self, seq: u64) {
         if let Some(e) = self.lock().batches.get_mut(&seq) {
@@ -126,6 +155,7 @@ impl Ledger {
         let mut closed = Accounting::default();
         let mut checkpoint = None;
         let mut sink_tokens: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut dead_letters = Vec::new();
         while let Some(entry) = inner.batches.first_entry() {
             if entry.get().pending > 0 {
                 break;
@@ -147,12 +177,14 @@ impl Ledger {
                     RowState::DeadLettered => closed.dead_lettered += 1,
                 }
             }
+            dead_letters.extend(e.letters);
             checkpoint = Some(e.checkpoint);
         }
         checkpoint.map(|checkpoint| Committable {
             checkpoint,
             closed,
             sink_tokens,
+            dead_letters,
         })
     }
 
@@ -206,6 +238,57 @@ mod tests {
         );
         assert!(c.closed.balances());
         assert_eq!(l.in_flight(), 0);
+    }
+
+    fn letter(key: &str) -> DeadLetter {
+        DeadLetter {
+            id: 0,
+            pipeline: "p".into(),
+            stage: "rules".into(),
+            plugin_digest: "d".into(),
+            reason: "invalid".into(),
+            detail: "no email".into(),
+            key: key.into(),
+            record: serde_json::json!({ "id": key }),
+            attempts: 1,
+            created_at_us: 0,
+        }
+    }
+
+    #[test]
+    fn dead_letters_wait_for_their_batch_and_leave_with_its_commit() {
+        let l = Ledger::default();
+        l.open(0, 2, b"a".to_vec());
+        l.open(1, 2, b"b".to_vec());
+        l.dead_letter(1, [1], vec![letter("b1")]);
+        l.done_piece(1);
+        // Batch 1 is complete, batch 0 is not: its letter waits.
+        assert_eq!(l.take_committable(), None);
+        l.dead_letter(0, [0], vec![letter("a0")]);
+        l.mark(0, [1], RowState::Written);
+        l.done_piece(0);
+        let c = l.take_committable().expect("both complete");
+        assert_eq!(
+            c.dead_letters
+                .iter()
+                .map(|d| d.key.as_str())
+                .collect::<Vec<_>>(),
+            ["a0", "b1"]
+        );
+        assert_eq!(
+            c.closed,
+            Accounting {
+                read: 4,
+                written: 1,
+                dead_lettered: 2,
+                filtered: 1
+            }
+        );
+        // Handed out once.
+        l.open(2, 1, b"c".to_vec());
+        l.done_piece(2);
+        let c = l.take_committable().expect("complete");
+        assert!(c.dead_letters.is_empty());
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan, replay_plan};
 pub use reload::{
     Change, EndKind, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files,
 };
-pub use run::{LiveStatus, RunOptions, RunReport, run, run_controlled};
+pub use run::{LiveStatus, Replay, RunOptions, RunReport, replay_detail, run, run_controlled};
 pub use schedule::{NextRun, next_run};
 pub use swap::{Controller, Prepared, RunControl, SwapReport, control, prepare};
 

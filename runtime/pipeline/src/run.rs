@@ -15,6 +15,12 @@
 //! that fails is retried (retryable errors) or split in halves until the
 //! failing records are isolated (traps, fatal errors, malformed output), so
 //! one poison record goes to the dead-letter store and its batch-mates go on.
+//!
+//! A stage does not store dead letters itself: it hands them to the ledger
+//! with the batch they belong to, and the committer stores them in the
+//! transaction that commits the checkpoint past that batch
+//! ([`ferry_state::PipelineCommit`]), so a crash never leaves a letter for
+//! a record that will be read again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +32,7 @@ use ferry_host::{
     Batch, CallError, MapperInstance, SinkInstance, SourceInstance, SourceStatus, ValidatorInstance,
 };
 use ferry_manifest::{Mode, OnInvalid, PluginKind, RetryPolicy};
-use ferry_state::{Accounting, DeadLetter, StateStore, now_us};
+use ferry_state::{Accounting, DeadLetter, PipelineCommit, Replayed, StateStore, now_us};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -104,7 +110,22 @@ pub struct RunOptions {
     /// Replay: these records take the place of the source (which is not
     /// opened), and the checkpoint is kept apart from the source's. See
     /// [`replay_plan`](crate::plan::replay_plan).
-    pub replay: Option<Batch>,
+    pub replay: Option<Replay>,
+}
+
+/// A `ferry dlq replay`: dead letters' records sent through the stage that
+/// refused them. The run's commit settles the letters: a record delivered
+/// or filtered loses its letter, one that fails again has its letter
+/// replaced in place, in the transaction that commits the run's records
+/// (so a replay that fails or is killed first changes no letter).
+#[derive(Clone)]
+pub struct Replay {
+    /// The records, as they entered that stage.
+    pub records: Batch,
+    /// The id of the dead letter each record comes from, by row.
+    pub letters: Vec<i64>,
+    /// The stage they go through, for the audit log.
+    pub stage: String,
 }
 
 impl RunOptions {
@@ -154,6 +175,9 @@ struct Shared {
     state: Arc<dyn StateStore>,
     progress: Arc<Notify>,
     status: Arc<LiveStatus>,
+    /// A replay's letter ids, by source row: the letter of a record that
+    /// fails again replaces the one it was replayed from.
+    replayed: Option<Arc<[i64]>>,
 }
 
 /// Where a stage sends its output.
@@ -259,6 +283,15 @@ pub async fn run_controlled(
         Some(_) => None,
         None => state.checkpoint(&pipeline, &source_name)?,
     };
+    if let Some(r) = &options.replay
+        && r.letters.len() != r.records.len()
+    {
+        return Err(PipelineError::Internal(format!(
+            "a replay of {} records names {} dead letters",
+            r.records.len(),
+            r.letters.len()
+        )));
+    }
     let run_id = state.start_run(&pipeline)?;
     let shared = Shared {
         pipeline: Arc::clone(&pipeline),
@@ -266,6 +299,10 @@ pub async fn run_controlled(
         state: Arc::clone(&state),
         progress: Arc::new(Notify::new()),
         status: Arc::clone(&options.status),
+        replayed: options
+            .replay
+            .as_ref()
+            .map(|r| Arc::from(r.letters.as_slice())),
     };
 
     // Channels: one input per stage but the source; built back to front so
@@ -300,9 +337,9 @@ pub async fn run_controlled(
             .iter()
             .map(|stage| {
                 if stage.kind == PluginKind::Source
-                    && let Some(records) = &options.replay
+                    && let Some(replay) = &options.replay
                 {
-                    return Ok(Instance::Replay(records.clone()));
+                    return Ok(Instance::Replay(replay.records.clone()));
                 }
                 // A source opens at its checkpoint; an exactly-once sink
                 // resumes from its committed token, discarding what was
@@ -424,21 +461,33 @@ pub async fn run_controlled(
         let shared = shared.clone();
         let pipeline = Arc::clone(&pipeline);
         let source_name = source_name.clone();
+        // A replay's records are one source batch, so its one commit
+        // settles every letter it replayed.
+        let mut replay = options
+            .replay
+            .as_ref()
+            .map(|r| (r.letters.clone(), r.stage.clone()));
         tokio::spawn(async move {
             let mut total = Accounting::default();
             loop {
                 let finishing = *done_rx.borrow();
                 if let Some(c) = shared.ledger.take_committable() {
-                    tokio::task::block_in_place(|| {
-                        shared.state.commit(
-                            run_id,
-                            &pipeline,
-                            &source_name,
-                            &c.checkpoint,
-                            &c.closed,
-                            &c.sink_tokens,
-                        )
-                    })?;
+                    let replayed = replay.take().map(|(ids, stage)| Replayed {
+                        detail: replay_detail(&stage, run_id, &c.closed),
+                        ids,
+                    });
+                    let commit = PipelineCommit {
+                        run: run_id,
+                        pipeline: pipeline.to_string(),
+                        source: source_name.clone(),
+                        checkpoint: c.checkpoint,
+                        closed: c.closed,
+                        dead_letters: c.dead_letters,
+                        replayed,
+                        sink_tokens: c.sink_tokens,
+                    };
+                    tokio::task::block_in_place(|| shared.state.commit(&commit))?;
+                    let c = commit;
                     total.add(&c.closed);
                     let s = &shared.status;
                     s.written.fetch_add(c.closed.written, Ordering::Relaxed);
@@ -526,6 +575,14 @@ pub async fn run_controlled(
             error: Box::new(error),
         }),
     }
+}
+
+/// What a replay did, for the audit log and `ferry dlq replay`.
+pub fn replay_detail(stage: &str, run: i64, a: &Accounting) -> String {
+    format!(
+        "`ferry dlq replay` through stage `{stage}` (run {run}): {} replayed: {} delivered, {} failed again, {} filtered",
+        a.read, a.written, a.dead_lettered, a.filtered
+    )
 }
 
 pub(crate) enum Instance {
@@ -661,8 +718,9 @@ impl StageCtx {
         ))));
     }
 
-    /// Stores dead letters for `rows` of `batch` and marks their source
-    /// records dead-lettered.
+    /// Makes dead letters for `rows` of `batch` and hands them to the
+    /// ledger with their source records, marked dead-lettered: they are
+    /// stored in the commit that closes those records.
     fn dead_letter(
         &self,
         env: &Envelope,
@@ -675,10 +733,17 @@ impl StageCtx {
             return Ok(());
         }
         let now = now_us();
+        let origin = |row: u32| env.origins.get(row as usize).copied();
+        // A replayed record's letter replaces the one it came from.
+        let replaces = |row: u32| {
+            origin(row)
+                .and_then(|o| self.shared.replayed.as_ref()?.get(o as usize).copied())
+                .unwrap_or(0)
+        };
         let letters: Vec<DeadLetter> = rows
             .iter()
             .map(|(row, detail)| DeadLetter {
-                id: 0,
+                id: replaces(*row),
                 pipeline: self.shared.pipeline.to_string(),
                 stage: self.stage.clone(),
                 plugin_digest: self.digest.clone(),
@@ -699,12 +764,10 @@ impl StageCtx {
                 created_at_us: now,
             })
             .collect();
-        tokio::task::block_in_place(|| self.shared.state.add_dead_letters(&letters))?;
-        self.shared.ledger.mark(
+        self.shared.ledger.dead_letter(
             env.seq,
-            rows.iter()
-                .filter_map(|(r, _)| env.origins.get(*r as usize).copied()),
-            RowState::DeadLettered,
+            rows.iter().filter_map(|(r, _)| origin(*r)),
+            letters,
         );
         Ok(())
     }

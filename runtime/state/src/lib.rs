@@ -12,10 +12,22 @@
 //! (NATS JetStream) will implement the same trait later.
 //!
 //! Why one trait with coarse, batch-sized operations: the pipeline commits a
-//! checkpoint together with the accounting it closes in one transaction, and
-//! writes a whole batch of dead letters in one transaction, so a crash leaves
-//! either the old or the new state and an fdatasync is paid per batch, never
-//! per record.
+//! checkpoint together with the accounting and the dead letters of the
+//! records it closes in one transaction ([`PipelineCommit`]), so a crash
+//! leaves either the old or the new state and an fdatasync is paid per
+//! commit, never per record.
+//!
+//! # One dead letter per refused record
+//!
+//! A record refused by a stage is stored as a dead letter only in the
+//! commit that moves the checkpoint past it. A crash before that commit
+//! leaves neither the letter nor the checkpoint, so the next run reads the
+//! record again and refuses it once more: one letter, never two. A
+//! `ferry dlq replay` settles the letters it replayed in the commit of its
+//! run: a letter whose record was delivered (or filtered) is deleted, and
+//! one whose record failed again is replaced in place (same id, the new
+//! stage, reason and detail, its attempts added up) — so a replay that
+//! fails or is killed before its commit leaves the letters as they were.
 //!
 //! # Crash safety of the SQLite file
 //!
@@ -193,7 +205,8 @@ impl std::fmt::Display for Accounting {
 /// A record that could not be delivered, with why and where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// Its id in the store (0 before it is stored).
+    /// Its id in the store (0 before it is stored; in a replay's
+    /// [`PipelineCommit`], the id of the replayed letter it replaces).
     pub id: i64,
     /// The pipeline it came through.
     pub pipeline: String,
@@ -344,26 +357,77 @@ pub struct ScheduledRun {
     pub outcome: String,
 }
 
-/// Durable state behind one interface, so backends can change.
-pub trait StateStore: Send + Sync {
-    /// The last committed checkpoint of a pipeline's source.
-    fn checkpoint(&self, pipeline: &str, source: &str) -> Result<Option<Vec<u8>>, StateError>;
+/// What one commit of a pipeline makes durable, in one transaction: the
+/// checkpoint just past the records it closes, their accounting, and their
+/// dead letters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineCommit {
+    /// The run these records count towards.
+    pub run: i64,
+    /// The pipeline.
+    pub pipeline: String,
+    /// The source whose checkpoint moves.
+    pub source: String,
+    /// The checkpoint just past the closed records.
+    pub checkpoint: Vec<u8>,
+    /// The accounting of the closed records.
+    pub closed: Accounting,
+    /// The dead letters of the closed records. A letter whose `id` is not 0
+    /// replaces the stored letter of this pipeline with that id (a replayed
+    /// record that failed again): the id stays, the stage, plugin digest,
+    /// reason, detail, key, record and time become the new letter's, and
+    /// its attempts are added to the stored ones. Only a letter of
+    /// [`replayed`](Self::replayed) is replaced; a letter naming another
+    /// id, an id already replaced in this commit, or one no longer stored,
+    /// is stored as a new letter.
+    pub dead_letters: Vec<DeadLetter>,
+    /// A replay's run: the letters it replayed, settled by this commit.
+    pub replayed: Option<Replayed>,
+    /// The commit tokens of the pipeline's exactly-once sinks (stage,
+    /// token): each sink's state after the last of the closed records.
+    pub sink_tokens: Vec<(String, Vec<u8>)>,
+}
 
-    /// Commits a source checkpoint together with the accounting of the records
-    /// it closes and the commit tokens of the pipeline's exactly-once sinks
-    /// (stage name, token), in one transaction: all land or none does.
-    /// Refuses ([`StateError::Accounting`]) accounting that does not
-    /// balance, a run that does not exist, and an update after which the
-    /// run's totals would not balance.
-    fn commit(
-        &self,
+impl PipelineCommit {
+    /// A commit of `checkpoint` and the accounting `closed`, with no dead
+    /// letters.
+    pub fn new(
         run: i64,
         pipeline: &str,
         source: &str,
         checkpoint: &[u8],
-        closed: &Accounting,
-        sink_tokens: &[(String, Vec<u8>)],
-    ) -> Result<(), StateError>;
+        closed: Accounting,
+    ) -> Self {
+        PipelineCommit {
+            run,
+            pipeline: pipeline.to_string(),
+            source: source.to_string(),
+            checkpoint: checkpoint.to_vec(),
+            closed,
+            dead_letters: Vec::new(),
+            replayed: None,
+            sink_tokens: Vec::new(),
+        }
+    }
+}
+
+/// The dead letters a `ferry dlq replay` sent through its run, settled in
+/// the commit of the records they became.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replayed {
+    /// Their ids. Each is deleted (its record was delivered or filtered)
+    /// unless a letter of the commit replaces it (its record failed again).
+    pub ids: Vec<i64>,
+    /// The audit event recording the replay (capability
+    /// [`REPLAY_CAPABILITY`], target the ids), written in the same
+    /// transaction.
+    pub detail: String,
+}
+
+/// Durable state behind one interface, so backends can change.
+pub trait StateStore: Send + Sync {
+    /// The last committed checkpoint of a pipeline's source.
+    fn checkpoint(&self, pipeline: &str, source: &str) -> Result<Option<Vec<u8>>, StateError>;
 
     /// The commit token last committed for an exactly-once sink stage.
     fn sink_token(&self, pipeline: &str, stage: &str) -> Result<Option<Vec<u8>>, StateError>;
@@ -378,7 +442,18 @@ pub trait StateStore: Send + Sync {
         token: &[u8],
     ) -> Result<(), StateError>;
 
-    /// Stores dead letters in one transaction.
+    /// Commits a source checkpoint together with the accounting and the
+    /// dead letters of the records it closes (and, for a replay, the
+    /// settling of the letters it replayed) and the commit tokens of the
+    /// pipeline's exactly-once sinks, in one transaction: all of it lands or
+    /// none does. Refuses ([`StateError::Accounting`]) accounting that does
+    /// not balance, a run that does not exist, and an update after which the
+    /// run's totals would not balance.
+    fn commit(&self, commit: &PipelineCommit) -> Result<(), StateError>;
+
+    /// Stores dead letters in one transaction of their own, apart from any
+    /// checkpoint (for tools and tests: a pipeline's letters go in with
+    /// its [`commit`](Self::commit)).
     fn add_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError>;
 
     /// Lists dead letters, oldest first.
@@ -401,18 +476,6 @@ pub trait StateStore: Send + Sync {
 
     /// One dead letter by id.
     fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError>;
-
-    /// Deletes the dead letters `ids` of `pipeline` after a replay took them
-    /// to a final state (a record that failed again has a new dead letter),
-    /// and records the replay in the audit log (capability
-    /// [`REPLAY_CAPABILITY`], detail `detail`) in the same transaction.
-    /// Returns how many were deleted.
-    fn remove_replayed(
-        &self,
-        pipeline: &str,
-        ids: &[i64],
-        detail: &str,
-    ) -> Result<usize, StateError>;
 
     /// Records the start of a run and returns its id.
     fn start_run(&self, pipeline: &str) -> Result<i64, StateError>;
@@ -932,6 +995,71 @@ impl SqliteState {
         tx.commit().map_err(self.q(what))
     }
 
+    /// A commit's dead letters, and a replay's settling of the letters it
+    /// replayed (see [`PipelineCommit`]), inside the commit's transaction.
+    fn store_letters(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        pipeline: &str,
+        letters: &[DeadLetter],
+        replayed: Option<&Replayed>,
+    ) -> Result<(), StateError> {
+        let now = now_us();
+        let replayable: std::collections::HashSet<i64> = replayed
+            .map(|r| r.ids.iter().copied().collect())
+            .unwrap_or_default();
+        let mut replaced = std::collections::HashSet::new();
+        for l in letters {
+            if replayable.contains(&l.id) && replaced.insert(l.id) {
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE dead_letters SET stage = ?3, plugin_digest = ?4, reason = ?5, detail = ?6,
+                           key = ?7, record = ?8, attempts = attempts + ?9, created_at_us = ?10
+                         WHERE id = ?1 AND pipeline = ?2",
+                    )
+                    .and_then(|mut update| {
+                        update.execute(params![
+                            l.id,
+                            pipeline,
+                            l.stage,
+                            l.plugin_digest,
+                            l.reason,
+                            sync::cap_detail(&l.detail),
+                            l.key,
+                            l.record.to_string(),
+                            l.attempts,
+                            if l.created_at_us == 0 { now } else { l.created_at_us }
+                        ])
+                    })
+                    .map_err(self.q("replacing a replayed dead letter"))?;
+                if updated == 1 {
+                    continue;
+                }
+            }
+            sync::insert_dead_letter(tx, l, now).map_err(self.q("writing a dead letter"))?;
+        }
+        let Some(replayed) = replayed else {
+            return Ok(());
+        };
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM dead_letters WHERE id = ?1 AND pipeline = ?2")
+                .map_err(self.q("removing replayed dead letters"))?;
+            for id in replayed.ids.iter().filter(|id| !replaced.contains(*id)) {
+                delete
+                    .execute(params![id, pipeline])
+                    .map_err(self.q("removing replayed dead letters"))?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO audit_events (at_us, pipeline, stage, plugin_digest, capability, target, detail)
+             VALUES (?1, ?2, '', '', ?3, ?4, ?5)",
+            params![now, pipeline, REPLAY_CAPABILITY, id_ranges(&replayed.ids), replayed.detail],
+        )
+        .map_err(self.q("recording a replay in the audit log"))?;
+        Ok(())
+    }
+
     fn accounting_error(&self, detail: String) -> StateError {
         StateError::Accounting {
             path: self.path.clone(),
@@ -1122,15 +1250,18 @@ impl StateStore for SqliteState {
             .map_err(self.q("writing a sink's first commit token"))
     }
 
-    fn commit(
-        &self,
-        run: i64,
-        pipeline: &str,
-        source: &str,
-        checkpoint: &[u8],
-        closed: &Accounting,
-        sink_tokens: &[(String, Vec<u8>)],
-    ) -> Result<(), StateError> {
+    fn commit(&self, commit: &PipelineCommit) -> Result<(), StateError> {
+        let PipelineCommit {
+            run,
+            pipeline,
+            source,
+            checkpoint,
+            closed,
+            dead_letters,
+            replayed,
+            sink_tokens,
+        } = commit;
+        let run = *run;
         if !closed.balances() {
             return Err(self.accounting_error(format!(
                 "the {} records a checkpoint of `{pipeline}`/`{source}` closes are not all accounted for: written={} dead_lettered={} filtered={}",
@@ -1187,6 +1318,7 @@ impl StateStore for SqliteState {
                 "run {run} of `{pipeline}` would total read={read} written={written} dead_lettered={dead_lettered} filtered={filtered}"
             )));
         }
+        self.store_letters(&tx, pipeline, dead_letters, replayed.as_ref())?;
         tx.commit().map_err(self.q("committing a checkpoint"))
     }
 
@@ -1278,38 +1410,6 @@ impl StateStore for SqliteState {
         }
         tx.commit().map_err(self.q("committing a purge"))?;
         Ok(letters)
-    }
-
-    fn remove_replayed(
-        &self,
-        pipeline: &str,
-        ids: &[i64],
-        detail: &str,
-    ) -> Result<usize, StateError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.q("starting a replay's cleanup"))?;
-        let mut deleted = 0;
-        {
-            let mut delete = tx
-                .prepare("DELETE FROM dead_letters WHERE id = ?1 AND pipeline = ?2")
-                .map_err(self.q("removing replayed dead letters"))?;
-            for id in ids {
-                deleted += delete
-                    .execute(params![id, pipeline])
-                    .map_err(self.q("removing replayed dead letters"))?;
-            }
-        }
-        tx.execute(
-            "INSERT INTO audit_events (at_us, pipeline, stage, plugin_digest, capability, target, detail)
-             VALUES (?1, ?2, '', '', ?3, ?4, ?5)",
-            params![now_us(), pipeline, REPLAY_CAPABILITY, id_ranges(ids), detail],
-        )
-        .map_err(self.q("recording a replay in the audit log"))?;
-        tx.commit()
-            .map_err(self.q("committing a replay's cleanup"))?;
-        Ok(deleted)
     }
 
     fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError> {
@@ -1603,19 +1703,21 @@ mod tests {
                 dead_lettered: 2,
                 filtered: 1,
             };
-            s.commit(run, "p", "src", b"pos-10", &a, &[])?;
-            s.commit(
-                run,
-                "p",
-                "src",
-                b"pos-12",
-                &Accounting {
-                    read: 2,
-                    written: 2,
-                    ..Default::default()
-                },
-                &[("out".to_string(), b"len-12".to_vec())],
-            )?;
+            s.commit(&PipelineCommit::new(run, "p", "src", b"pos-10", a))?;
+            s.commit(&PipelineCommit {
+                sink_tokens: vec![("out".to_string(), b"len-12".to_vec())],
+                ..PipelineCommit::new(
+                    run,
+                    "p",
+                    "src",
+                    b"pos-12",
+                    Accounting {
+                        read: 2,
+                        written: 2,
+                        ..Default::default()
+                    },
+                )
+            })?;
             s.finish_run(run, "finished")?;
             let r = s.run(run)?.ok_or_else(|| StateError::Corrupt {
                 path: path.clone(),
@@ -1724,8 +1826,14 @@ mod tests {
                 dead_lettered: 10,
                 filtered: 0,
             };
-            s.commit(run, "p", "src", &i.to_be_bytes(), &closed, &[])
-                .expect("commit");
+            s.commit(&PipelineCommit::new(
+                run,
+                "p",
+                "src",
+                &i.to_be_bytes(),
+                closed,
+            ))
+            .expect("commit");
         }
         s.record_audit(&AuditEvent {
             id: 0,
@@ -2239,19 +2347,18 @@ mod tests {
         let s = SqliteState::open(Path::new(":memory:")).expect("opens");
         let run = s.start_run("p").expect("run");
         let e = s
-            .commit(
+            .commit(&PipelineCommit::new(
                 run,
                 "p",
                 "src",
                 b"cp",
-                &Accounting {
+                Accounting {
                     read: 5,
                     written: 3,
                     dead_lettered: 1,
                     filtered: 0,
                 },
-                &[],
-            )
+            ))
             .expect_err("refused");
         assert!(matches!(e, StateError::Accounting { .. }), "{e:?}");
         assert_eq!(
@@ -2266,6 +2373,121 @@ mod tests {
     }
 
     #[test]
+    fn dead_letters_land_with_their_checkpoint_or_not_at_all() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        let run = s.start_run("p").expect("run");
+        let all = DeadLetterFilter::default();
+        let mut commit = PipelineCommit::new(
+            run,
+            "p",
+            "src",
+            b"one",
+            Accounting {
+                read: 3,
+                written: 1,
+                dead_lettered: 2,
+                filtered: 0,
+            },
+        );
+        commit.dead_letters = vec![
+            letter("rules", "invalid", "a"),
+            letter("rules", "invalid", "b"),
+        ];
+        // A commit that is refused stores none of its letters.
+        let mut refused = commit.clone();
+        refused.run = run + 1;
+        s.commit(&refused).expect_err("no such run");
+        assert_eq!(s.count_dead_letters(&all).expect("count"), 0);
+        assert_eq!(s.checkpoint("p", "src").expect("read"), None);
+        s.commit(&commit).expect("commit");
+        assert_eq!(s.count_dead_letters(&all).expect("count"), 2);
+        assert_eq!(
+            s.checkpoint("p", "src").expect("read"),
+            Some(b"one".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_replay_commit_deletes_what_it_delivered_and_replaces_what_failed_again() {
+        let s = SqliteState::open(Path::new(":memory:")).expect("opens");
+        s.add_dead_letters(&[
+            letter("m", "rejected", "a"),
+            letter("m", "rejected", "b"),
+            letter("m", "rejected", "c"),
+        ])
+        .expect("add");
+        let stored = s.dead_letters(&DeadLetterFilter::default()).expect("list");
+        let ids: Vec<i64> = stored.iter().map(|l| l.id).collect();
+        let run = s.start_run("p").expect("run");
+        // Replayed: a delivered, b refused again by the sink `out` (twice:
+        // the second letter is a new one), c dropped.
+        let mut again = letter("out", "conflict", "b");
+        again.id = ids[1];
+        again.attempts = 2;
+        let mut commit = PipelineCommit::new(
+            run,
+            "p",
+            "src#replay",
+            b"replayed",
+            Accounting {
+                read: 3,
+                written: 1,
+                dead_lettered: 1,
+                filtered: 1,
+            },
+        );
+        commit.dead_letters = vec![again.clone(), again];
+        commit.replayed = Some(Replayed {
+            ids: ids.clone(),
+            detail: "replayed".into(),
+        });
+        s.commit(&commit).expect("commit");
+        let after = s.dead_letters(&DeadLetterFilter::default()).expect("list");
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert_eq!(
+            (
+                after[0].id,
+                after[0].key.as_str(),
+                after[0].stage.as_str(),
+                after[0].reason.as_str(),
+                after[0].attempts
+            ),
+            (ids[1], "b", "out", "conflict", 3),
+            "replaced in place, its attempts added up"
+        );
+        assert!(after[1].id > ids[2], "the second letter is a new one");
+        let events = s.audit_events(Some("p")).expect("audit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (
+                events[0].capability.as_str(),
+                events[0].target.as_str(),
+                events[0].detail.as_str()
+            ),
+            (REPLAY_CAPABILITY, "1-3", "replayed")
+        );
+        // A letter naming an id the commit does not replay is a new one.
+        let mut stray = letter("m", "rejected", "z");
+        stray.id = ids[1];
+        let mut commit = PipelineCommit::new(
+            run,
+            "p",
+            "src",
+            b"cp",
+            Accounting {
+                read: 1,
+                dead_lettered: 1,
+                ..Default::default()
+            },
+        );
+        commit.dead_letters = vec![stray];
+        s.commit(&commit).expect("commit");
+        let after = s.dead_letters(&DeadLetterFilter::default()).expect("list");
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[0].key, "b", "the replaced letter is untouched");
+    }
+
+    #[test]
     fn a_checkpoint_never_lands_without_its_accounting() {
         let s = SqliteState::open(Path::new(":memory:")).expect("opens");
         let run = s.start_run("p").expect("run");
@@ -2274,14 +2496,23 @@ mod tests {
             written: 2,
             ..Default::default()
         };
-        let token = |t: &[u8]| [("out".to_string(), t.to_vec())];
-        s.commit(run, "p", "src", b"one", &closed, &token(b"one"))
-            .expect("commit");
+        let with_token = |c: PipelineCommit, t: &[u8]| PipelineCommit {
+            sink_tokens: vec![("out".to_string(), t.to_vec())],
+            ..c
+        };
+        s.commit(&with_token(
+            PipelineCommit::new(run, "p", "src", b"one", closed),
+            b"one",
+        ))
+        .expect("commit");
         // The run is gone: the accounting has nowhere to land, so the
         // checkpoint and the sink token written before it in the
         // transaction roll back.
         let e = s
-            .commit(run + 1, "p", "src", b"two", &closed, &token(b"two"))
+            .commit(&with_token(
+                PipelineCommit::new(run + 1, "p", "src", b"two", closed),
+                b"two",
+            ))
             .expect_err("refused");
         assert!(
             e.to_string()
@@ -2304,7 +2535,7 @@ mod tests {
             )
             .expect("tamper");
         let e = s
-            .commit(run, "p", "src", b"three", &closed, &[])
+            .commit(&PipelineCommit::new(run, "p", "src", b"three", closed))
             .expect_err("refused");
         assert!(
             e.to_string()

@@ -187,7 +187,7 @@ fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conflict> {
 /// marker saying how many bytes were cut.
 pub const MAX_DETAIL_BYTES: usize = 8192;
 
-fn cap_detail(detail: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn cap_detail(detail: &str) -> std::borrow::Cow<'_, str> {
     if detail.len() <= MAX_DETAIL_BYTES {
         return std::borrow::Cow::Borrowed(detail);
     }
