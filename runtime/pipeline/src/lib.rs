@@ -1,7 +1,7 @@
 //! ferry-pipeline: turns a manifest into a running pipeline and accounts for
 //! every record.
 //!
-//! - [`plan`]: manifest + loaded components -> a checked graph of stages
+//! - [`plan`](mod@plan): manifest + loaded components -> a checked graph of stages
 //!   (digests, exported worlds, granted folders), every problem reported at
 //!   once against the manifest's lines.
 //! - [`run`](run::run): one tokio task per stage, bounded channels of
