@@ -1,5 +1,4 @@
-//! One dead letter per refused record, whatever happens to ferry meanwhile
-//! (issue 14, item 4).
+//! One dead letter per refused record, whatever happens to ferry meanwhile.
 //!
 //! A stage's dead letters are stored in the transaction that commits the
 //! checkpoint past their records, and a replay settles the letters it
