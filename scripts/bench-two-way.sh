@@ -56,14 +56,17 @@ TOML
 "$ferry" lock pipeline.toml >/dev/null
 "$ferry" validate pipeline.toml >/dev/null
 t() {
-    local start end
+    local start end ms
     start=$(date +%s%N)
     "$ferry" run pipeline.toml --no-watch --quiet | grep -E "finished|synced" | tr -s ' ' | paste -sd' '
     end=$(date +%s%N)
-    echo "  wall $(( (end - start) / 1000000 )) ms"
+    ms=$(( (end - start) / 1000000 ))
+    echo "  wall $ms ms"
+    # Both sides are read in full each pass: 2 x N records.
+    echo "bench: two_way_sqlite_$1 value=$(( 2 * N * 1000 / (ms > 0 ? ms : 1) )) unit=records/s"
 }
-echo "first sync ($N rows left -> right):"; t
-echo "second pass (nothing changed):"; t
+echo "first sync ($N rows left -> right):"; t first_sync
+echo "second pass (nothing changed):"; t idle_pass
 python3 - "$N" <<'PY'
 import sqlite3, sys
 n = int(sys.argv[1])
@@ -72,4 +75,4 @@ l.executemany("UPDATE customers SET name = name || ' L', updated_at = updated_at
 r.executemany("UPDATE customers SET credit_limit = credit_limit + 1, updated_at = updated_at + 1 WHERE id = ?", ((i,) for i in range(5, n, 10)))
 l.commit(); r.commit()
 PY
-echo "third pass (10% of rows changed, half on each side):"; t
+echo "third pass (10% of rows changed, half on each side):"; t changed_pass

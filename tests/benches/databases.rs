@@ -285,4 +285,12 @@ fn main() {
         sink_copy,
         sink_ferry / sink_copy
     );
+    println!(
+        "bench: postgres_cdc_vs_pg_recvlogical ratio={:.3} ours={cdc_ferry:.0} theirs={cdc_recv:.0} unit=rows/s",
+        cdc_ferry / cdc_recv
+    );
+    println!(
+        "bench: postgres_upsert_vs_psql_copy ratio={:.3} ours={sink_ferry:.0} theirs={sink_copy:.0} unit=rows/s",
+        sink_ferry / sink_copy
+    );
 }

@@ -169,4 +169,12 @@ fn main() {
         "  ratio            {:>9.2} (swapping / without)",
         swapping / plain
     );
+    println!(
+        "bench: reload_throughput_while_swapping ratio={:.3} ours={swapping:.0} theirs={plain:.0} unit=records/s",
+        swapping / plain
+    );
+    println!(
+        "bench: reload_swap_pause_p99 value={:.3} unit=ms",
+        pct(0.99).as_secs_f64() * 1000.0
+    );
 }

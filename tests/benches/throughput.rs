@@ -281,6 +281,7 @@ fn main() {
         "native (same plugin code), batch 512",
         format!("{native:.0} rec/s")
     );
+    let mut lines = Vec::new();
     for batch in BATCH_SIZES {
         let wasm = rate(&|| run_wasm(&rt, &runtime, batch));
         println!(
@@ -289,6 +290,11 @@ fn main() {
             format!("{wasm:.0} rec/s"),
             native / wasm
         );
+        // ours: the sandboxed pipeline; theirs: the same code run natively.
+        lines.push(format!(
+            "bench: throughput_file_pipeline_batch_{batch} ratio={:.3} ours={wasm:.0} theirs={native:.0} unit=records/s",
+            wasm / native
+        ));
     }
     let calls = 2000;
     let t = Instant::now();
@@ -301,4 +307,10 @@ fn main() {
         "passthrough mapper, host + boundary",
         format!("{per_record:.1} ns/record")
     );
+    lines.push(format!(
+        "bench: boundary_passthrough_per_record value={per_record:.1} unit=ns/record"
+    ));
+    for line in lines {
+        println!("{line}");
+    }
 }
