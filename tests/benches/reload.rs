@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_host::{Runtime, RuntimeOptions};
-use ferry_pipeline::{PlannedStage, RunOptions, control, prepare};
+use ferry_pipeline::{PlannedStage, RunOptions, prepare_swap, swap_control};
 use ferry_state::{SqliteState, StateStore};
 
 const RECORDS: u64 = 300_000;
@@ -107,7 +107,7 @@ fn measure(runtime: &Runtime, swap: bool) -> (f64, Vec<Duration>) {
         .expect("tokio");
     let (options, stop) = RunOptions::new();
     let status = Arc::clone(&options.status);
-    let (controller, ctl) = control();
+    let (controller, ctl) = swap_control();
     let started = Instant::now();
     let running = rt.spawn(ferry_pipeline::run_controlled(
         v1,
@@ -130,7 +130,7 @@ fn measure(runtime: &Runtime, swap: bool) -> (f64, Vec<Duration>) {
             };
             next_is_v2 = !next_is_v2;
             let st = Arc::clone(&state);
-            let prepared = tokio::task::spawn_blocking(move || prepare(&stage, "bench", &st))
+            let prepared = tokio::task::spawn_blocking(move || prepare_swap(&stage, "bench", &st))
                 .await
                 .expect("joins")
                 .expect("prepares");

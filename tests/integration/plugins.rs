@@ -1073,7 +1073,7 @@ pub mod test_tagger_v1 {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
-    use ferry_pipeline::{PlannedStage, RunOptions, control, prepare};
+    use ferry_pipeline::{PlannedStage, RunOptions, prepare_swap, swap_control};
     use ferry_state::StateStore;
 
     use crate::support::{Sandbox, with_plugins};
@@ -1135,7 +1135,7 @@ pub mod test_tagger_v1 {
             .expect("tokio");
         let (options, stop) = RunOptions::new();
         let status = Arc::clone(&options.status);
-        let (controller, ctl) = control();
+        let (controller, ctl) = swap_control();
         let running = rt.spawn(ferry_pipeline::run_controlled(
             plan,
             Arc::clone(&state),
@@ -1170,10 +1170,11 @@ pub mod test_tagger_v1 {
                 tokio::time::sleep(Duration::from_millis(rng % 12)).await;
                 let (next, name) = if i % 2 == 0 { (&v2, "v2") } else { (&v1, "v1") };
                 let (next, state) = (next.clone(), Arc::clone(&state));
-                let prepared = tokio::task::spawn_blocking(move || prepare(&next, "t", &state))
-                    .await
-                    .expect("joins")
-                    .expect("the new version opens");
+                let prepared =
+                    tokio::task::spawn_blocking(move || prepare_swap(&next, "t", &state))
+                        .await
+                        .expect("joins")
+                        .expect("the new version opens");
                 let report = controller.swap(prepared).await.expect("swapped");
                 assert_eq!(report.stage, "tag");
                 assert_ne!(report.old_digest, report.new_digest);
@@ -1183,7 +1184,7 @@ pub mod test_tagger_v1 {
             // A third version whose `open` fails is refused before any swap:
             // the current one keeps serving.
             let state = Arc::clone(&state);
-            let refused = tokio::task::spawn_blocking(move || prepare(&broken, "t", &state))
+            let refused = tokio::task::spawn_blocking(move || prepare_swap(&broken, "t", &state))
                 .await
                 .expect("joins");
             let err = refused.expect_err("the broken version is refused");

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ferry_pipeline::{Change, Outcome, Supervisor};
+use ferry_pipeline::{ReloadChange, ReloadOutcome, Supervisor};
 use ferry_state::StateStore;
 
 use crate::support::{Sandbox, with_plugins};
@@ -130,14 +130,14 @@ fn a_config_change_swaps_only_that_stage() {
         let mut sup = start(&s, &path);
         committed(&sup, "p", 2).await;
         let same = sup.reload(std::slice::from_ref(&path), "test").await;
-        assert_eq!(same.outcome, Outcome::NoChange, "{same}");
+        assert_eq!(same.outcome, ReloadOutcome::NoChange, "{same}");
 
         write_manifest(&s, "p.toml", &manifest("p", "b", ""));
         let event = sup.reload(std::slice::from_ref(&path), "test").await;
-        assert_eq!(event.outcome, Outcome::Applied, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::Applied, "{event}");
         assert_eq!(event.changes.len(), 1, "{event}");
         match &event.changes[0] {
-            Change::Swapped {
+            ReloadChange::Swapped {
                 stage,
                 old_digest,
                 new_digest,
@@ -197,7 +197,7 @@ fn an_invalid_edit_is_rolled_back_and_the_old_version_keeps_running() {
         )
         .expect("edit");
         let event = sup.reload(std::slice::from_ref(&path), "test").await;
-        assert_eq!(event.outcome, Outcome::RolledBack, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::RolledBack, "{event}");
         let reason = event.reason.clone().unwrap_or_default();
         assert!(reason.contains("p.toml:5:"), "line and column: {reason}");
         assert!(reason.contains("poll_interval_ms"), "{reason}");
@@ -211,7 +211,7 @@ fn an_invalid_edit_is_rolled_back_and_the_old_version_keeps_running() {
         )
         .expect("edit");
         let event = sup.reload(std::slice::from_ref(&path), "test").await;
-        assert_eq!(event.outcome, Outcome::RolledBack, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::RolledBack, "{event}");
         assert!(
             event
                 .reason
@@ -252,10 +252,10 @@ fn an_edit_that_adds_a_route_restarts_only_its_pipeline() {
         let extra = "\n[plugins.copy]\nkind = \"sink\"\nwasm = \"{FILE}\"\nconfig = { path = \"/out/copy.jsonl\" }\ngrants = { files = [{ host = \"../out\", guest = \"/out\", mode = \"rw\" }] }\n\n[[routes]]\nfrom = \"src\"\nto = [\"copy\"]\n";
         write_manifest(&s, "manifests/p.toml", &format!("{text}{extra}"));
         let event = sup.reload(std::slice::from_ref(&dir), "test").await;
-        assert_eq!(event.outcome, Outcome::Applied, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::Applied, "{event}");
         assert_eq!(event.changes.len(), 1, "only p changes: {event}");
         assert!(
-            matches!(&event.changes[0], Change::Restarted { pipeline, .. } if pipeline == "p"),
+            matches!(&event.changes[0], ReloadChange::Restarted { pipeline, .. } if pipeline == "p"),
             "{event}"
         );
         s.append("in/p.jsonl", &records(&["c"]));
@@ -293,9 +293,9 @@ fn removing_a_manifest_drains_and_stops_its_pipeline() {
         committed(&sup, "q", 1).await;
         std::fs::remove_file(&q).expect("remove");
         let event = sup.reload(std::slice::from_ref(&dir), "test").await;
-        assert_eq!(event.outcome, Outcome::Applied, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::Applied, "{event}");
         assert!(
-            matches!(&event.changes[..], [Change::Removed { pipeline }] if pipeline == "q"),
+            matches!(&event.changes[..], [ReloadChange::Removed { pipeline }] if pipeline == "q"),
             "{event}"
         );
         let ended = sup.take_ended();
@@ -336,10 +336,10 @@ fn a_reload_that_widens_grants_is_reported_as_such() {
             &manifest("p", "none", ", env = { MODE = \"fast\" }"),
         );
         let event = sup.reload(std::slice::from_ref(&path), "test").await;
-        assert_eq!(event.outcome, Outcome::Applied, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::Applied, "{event}");
         match &event.changes[..] {
             [
-                Change::Swapped {
+                ReloadChange::Swapped {
                     grants, widened, ..
                 },
             ] => {
@@ -437,7 +437,7 @@ fn a_pipeline_added_by_a_reload_takes_its_lock_and_a_removed_one_releases_it() {
         let other = Ownership::take(&q_state, "q", "ferry dlq replay").expect("q's lock");
         write_manifest(&s, "manifests/q.toml", &manifest_in("../", "q", "none", ""));
         let event = sup.reload(std::slice::from_ref(&dir), "test").await;
-        assert_eq!(event.outcome, Outcome::RolledBack, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::RolledBack, "{event}");
         let reason = event.reason.clone().unwrap_or_default();
         assert!(
             reason.contains("pipeline `q` is already served by `ferry dlq replay` on host ")
@@ -452,7 +452,7 @@ fn a_pipeline_added_by_a_reload_takes_its_lock_and_a_removed_one_releases_it() {
         drop(other);
         let event = sup.reload(std::slice::from_ref(&dir), "test").await;
         assert!(
-            matches!(&event.changes[..], [Change::Added { pipeline }] if pipeline == "q"),
+            matches!(&event.changes[..], [ReloadChange::Added { pipeline }] if pipeline == "q"),
             "{event}"
         );
         committed(&sup, "q", 1).await;
@@ -462,7 +462,7 @@ fn a_pipeline_added_by_a_reload_takes_its_lock_and_a_removed_one_releases_it() {
         std::fs::remove_file(&p).expect("remove");
         let event = sup.reload(std::slice::from_ref(&dir), "test").await;
         assert!(
-            matches!(&event.changes[..], [Change::Removed { pipeline }] if pipeline == "p"),
+            matches!(&event.changes[..], [ReloadChange::Removed { pipeline }] if pipeline == "p"),
             "{event}"
         );
         assert_eq!(holder(&p_state, "p").expect("look"), None);

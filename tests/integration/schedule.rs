@@ -9,7 +9,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ferry_manifest::Schedule;
-use ferry_pipeline::{Change, EndKind, Outcome, Supervisor};
+use ferry_pipeline::{EndKind, ReloadChange, ReloadOutcome, Supervisor};
 use ferry_state::{Accounting, ScheduledRun, StateStore, now_us};
 
 use crate::support::{
@@ -275,9 +275,9 @@ fn a_reload_gives_the_loop_its_new_schedule_between_runs() {
         .await;
         s.manifest(&scheduled("every 1s", &[], ""));
         let event = sup.reload(&[s.path("pipeline.toml")], "test").await;
-        assert_eq!(event.outcome, Outcome::Applied, "{event}");
+        assert_eq!(event.outcome, ReloadOutcome::Applied, "{event}");
         match &event.changes[..] {
-            [Change::Restarted { pipeline, why }] => {
+            [ReloadChange::Restarted { pipeline, why }] => {
                 assert_eq!(pipeline, "t");
                 assert!(why.contains("schedule `every 1s`"), "{why}");
             }

@@ -44,7 +44,7 @@
 //!
 //! A two-way sync manifest has a `[sync]` table instead of routes: two
 //! `connector` plugins kept alike, how changes are detected and conflicts
-//! settled (see [`Sync`] and `docs/two-way-sync.md`).
+//! settled (see [`SyncSpec`] and `docs/two-way-sync.md`).
 //!
 //! Relative paths (`wasm`, `state`, a file grant's `host`) are resolved against
 //! the manifest's folder, never against the working directory, so a manifest
@@ -136,7 +136,7 @@ pub use model::{
     PluginSpans, RetryPolicy, Route, RouteSpans, Scalar, SqlGrant, Test, TlsMode,
 };
 pub use schedule::Schedule;
-pub use sync::{Detect, ForeignChange, Side, Strategy, Sync, SyncSide};
+pub use sync::{Detect, ForeignChange, Side, Strategy, SyncSide, SyncSpec};
 pub use url::{PasswordIn, is_password_param, password_in, redact_url};
 
 /// Reads and checks the manifest at `path`.

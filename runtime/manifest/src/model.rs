@@ -35,7 +35,7 @@ pub struct Manifest {
     /// sync manifest).
     pub routes: Vec<Route>,
     /// The `[sync]` table of a two-way sync manifest.
-    pub sync: Option<crate::sync::Sync>,
+    pub sync: Option<crate::sync::SyncSpec>,
     pub(crate) source: Arc<SourceFile>,
 }
 

@@ -39,7 +39,7 @@ use crate::suggest::expected_hint;
 
 /// A checked `[sync]` table.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sync {
+pub struct SyncSpec {
     /// The left side.
     pub left: SyncSide,
     /// The right side.
@@ -65,7 +65,7 @@ pub struct Sync {
     pub span: Span,
 }
 
-impl Sync {
+impl SyncSpec {
     /// The side called `side`.
     pub fn side(&self, side: Side) -> &SyncSide {
         match side {
@@ -236,7 +236,7 @@ pub(crate) struct SyncDraft {
     /// Every plugin name it mentions.
     pub names: Vec<Name>,
     /// The resolved table, if everything in it checked out.
-    pub sync: Option<Sync>,
+    pub sync: Option<SyncSpec>,
     /// Where the table is.
     pub span: Span,
 }
@@ -585,7 +585,7 @@ pub(crate) fn resolve_sync(
         return draft;
     }
     draft.sync = (|| {
-        Some(Sync {
+        Some(SyncSpec {
             left: left?,
             right: right?,
             fields,

@@ -41,11 +41,12 @@ pub use lock::{LockError, LockMode, lock};
 pub use owner::{Holder, OwnerError, Ownership};
 pub use plan::{Finding, Plan, PlannedStage, check_plugin, plan, replay_plan};
 pub use reload::{
-    Change, EndKind, Ended, Outcome, ReloadEvent, Supervisor, grant_diff, manifest_files,
+    EndKind, Ended, ReloadChange, ReloadEvent, ReloadOutcome, Supervisor, grant_diff,
+    manifest_files,
 };
 pub use run::{LiveStatus, Replay, RunOptions, RunReport, replay_detail, run, run_controlled};
 pub use schedule::{NextRun, next_run};
-pub use swap::{Controller, Prepared, RunControl, SwapReport, control, prepare};
+pub use swap::{PreparedSwap, RunControl, SwapController, SwapReport, prepare_swap, swap_control};
 
 /// Why a pipeline did not run to its end.
 #[derive(Debug, thiserror::Error)]

@@ -310,7 +310,7 @@ impl ScheduleLoop {
         let rebuilds_before = status.rebuilds.load(Ordering::Relaxed);
         // No swaps reach a scheduled run: a reload sends a new plan for the
         // next one instead.
-        let (_, control) = crate::swap::control();
+        let (_, control) = crate::swap::swap_control();
         let mut result = run_controlled(
             self.plan.clone(),
             Arc::clone(&self.state),

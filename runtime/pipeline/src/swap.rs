@@ -1,9 +1,9 @@
 //! Replacing a running stage's plugin instance at a batch boundary.
 //!
-//! A reload prepares the new instance off the hot path ([`prepare`]: load,
+//! A reload prepares the new instance off the hot path ([`prepare_swap`]: load,
 //! instantiate, `open`), while the old one keeps serving. Only when every
 //! changed stage of the reload is prepared are the swaps sent, through the
-//! run's [`Controller`]; each stage task takes its swap between two
+//! run's [`SwapController`]; each stage task takes its swap between two
 //! batches: the batch in flight finishes on the old instance and the next
 //! one starts on the new, so no record is processed by both or by neither,
 //! and the stage's order is kept. A sink flushes its old instance's writes
@@ -22,14 +22,14 @@ use crate::plan::PlannedStage;
 use crate::run::{Instance, StateAudit, build};
 
 /// A stage's new instance, built and opened, ready to be swapped in.
-pub struct Prepared {
+pub struct PreparedSwap {
     pub(crate) stage: PlannedStage,
     /// The opened instance; `None` for a source, which is opened again at
     /// the swap from the checkpoint its predecessor reached.
     pub(crate) instance: Option<Instance>,
 }
 
-impl Prepared {
+impl PreparedSwap {
     /// The stage it replaces.
     pub fn stage(&self) -> &str {
         &self.stage.name
@@ -41,9 +41,9 @@ impl Prepared {
     }
 }
 
-impl std::fmt::Debug for Prepared {
+impl std::fmt::Debug for PreparedSwap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared")
+        f.debug_struct("PreparedSwap")
             .field("stage", &self.stage.name)
             .field("digest", &self.digest())
             .finish_non_exhaustive()
@@ -55,11 +55,11 @@ impl std::fmt::Debug for Prepared {
 /// dropped: the swap opens it again from where the old source stopped.
 ///
 /// Blocks (plugin `open` calls): run it on a blocking thread.
-pub fn prepare(
+pub fn prepare_swap(
     stage: &PlannedStage,
     pipeline: &str,
     state: &Arc<dyn StateStore>,
-) -> Result<Prepared, PipelineError> {
+) -> Result<PreparedSwap, PipelineError> {
     let audit = Arc::new(StateAudit::new(Arc::clone(state)));
     let checkpoint = if stage.kind == PluginKind::Source {
         state.checkpoint(pipeline, &stage.name)?
@@ -67,7 +67,7 @@ pub fn prepare(
         None
     };
     let instance = build(stage, checkpoint, &audit)?;
-    Ok(Prepared {
+    Ok(PreparedSwap {
         stage: stage.clone(),
         instance: (stage.kind != PluginKind::Source).then_some(instance),
     })
@@ -89,32 +89,32 @@ pub struct SwapReport {
 }
 
 pub(crate) struct SwapRequest {
-    pub prepared: Prepared,
+    pub prepared: PreparedSwap,
     pub reply: oneshot::Sender<Result<SwapReport, PipelineError>>,
 }
 
 /// Sends swaps to a running pipeline. Cheap to clone.
 #[derive(Clone)]
-pub struct Controller {
+pub struct SwapController {
     tx: mpsc::UnboundedSender<SwapRequest>,
 }
 
-/// The receiving end of a [`Controller`], handed to
+/// The receiving end of a [`SwapController`], handed to
 /// [`run_controlled`](crate::run::run_controlled).
 pub struct RunControl {
     pub(crate) rx: mpsc::UnboundedReceiver<SwapRequest>,
 }
 
 /// A controller and the control end for one run.
-pub fn control() -> (Controller, RunControl) {
+pub fn swap_control() -> (SwapController, RunControl) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Controller { tx }, RunControl { rx })
+    (SwapController { tx }, RunControl { rx })
 }
 
-impl Controller {
+impl SwapController {
     /// Swaps a stage's instance at its next batch boundary and waits until
     /// it is done.
-    pub async fn swap(&self, prepared: Prepared) -> Result<SwapReport, PipelineError> {
+    pub async fn swap(&self, prepared: PreparedSwap) -> Result<SwapReport, PipelineError> {
         let stage = prepared.stage.name.clone();
         let (reply, done) = oneshot::channel();
         let stopped = || PipelineError::Internal(format!("stage `{stage}` is not running"));

@@ -52,14 +52,14 @@ use crate::owner::{Ownership, lock_path};
 use crate::plan::{Plan, PlannedStage};
 use crate::run::{LiveStatus, RunOptions, RunReport, run_controlled};
 use crate::schedule::{LoopEvent, ScheduleLoop};
-use crate::swap::{Controller, Prepared, control, prepare};
+use crate::swap::{PreparedSwap, SwapController, prepare_swap, swap_control};
 
 pub use diff::grant_diff;
 use diff::{shape, shape_change, stage_changed};
 
 /// How a reload ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReloadOutcome {
     /// The changes were made.
     Applied,
     /// Something failed; the old version keeps running untouched.
@@ -68,20 +68,20 @@ pub enum Outcome {
     NoChange,
 }
 
-impl Outcome {
+impl ReloadOutcome {
     /// `applied`, `rolled-back` or `no-change`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Applied => "applied",
-            Outcome::RolledBack => "rolled-back",
-            Outcome::NoChange => "no-change",
+            ReloadOutcome::Applied => "applied",
+            ReloadOutcome::RolledBack => "rolled-back",
+            ReloadOutcome::NoChange => "no-change",
         }
     }
 }
 
 /// One change a reload made.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub enum ReloadChange {
     /// A new pipeline started.
     Added {
         /// The pipeline.
@@ -118,29 +118,29 @@ pub enum Change {
     },
 }
 
-impl Change {
+impl ReloadChange {
     /// The pipeline it concerns.
     pub fn pipeline(&self) -> &str {
         match self {
-            Change::Added { pipeline }
-            | Change::Removed { pipeline }
-            | Change::Restarted { pipeline, .. }
-            | Change::Swapped { pipeline, .. } => pipeline,
+            ReloadChange::Added { pipeline }
+            | ReloadChange::Removed { pipeline }
+            | ReloadChange::Restarted { pipeline, .. }
+            | ReloadChange::Swapped { pipeline, .. } => pipeline,
         }
     }
 }
 
-impl std::fmt::Display for Change {
+impl std::fmt::Display for ReloadChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Change::Added { pipeline } => write!(f, "pipeline `{pipeline}` added"),
-            Change::Removed { pipeline } => {
+            ReloadChange::Added { pipeline } => write!(f, "pipeline `{pipeline}` added"),
+            ReloadChange::Removed { pipeline } => {
                 write!(f, "pipeline `{pipeline}` removed (drained and committed)")
             }
-            Change::Restarted { pipeline, why } => {
+            ReloadChange::Restarted { pipeline, why } => {
                 write!(f, "pipeline `{pipeline}` restarted: {why}")
             }
-            Change::Swapped {
+            ReloadChange::Swapped {
                 pipeline,
                 stage,
                 old_digest,
@@ -178,11 +178,11 @@ fn short(digest: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct ReloadEvent {
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: ReloadOutcome,
     /// What started it: `watch`, `SIGHUP`, ...
     pub trigger: String,
     /// The changes made (empty unless applied).
-    pub changes: Vec<Change>,
+    pub changes: Vec<ReloadChange>,
     /// Why it was rolled back.
     pub reason: Option<String>,
 }
@@ -202,9 +202,9 @@ impl std::fmt::Display for ReloadEvent {
 
 /// A reload that failed: the old version keeps running, with whatever
 /// `changes` were already made (none, unless a pipeline failed to start).
-fn rolled_back(trigger: &str, reason: String, changes: Vec<Change>) -> ReloadEvent {
+fn rolled_back(trigger: &str, reason: String, changes: Vec<ReloadChange>) -> ReloadEvent {
     ReloadEvent {
-        outcome: Outcome::RolledBack,
+        outcome: ReloadOutcome::RolledBack,
         trigger: trigger.to_string(),
         changes,
         reason: Some(reason),
@@ -216,7 +216,7 @@ struct Active {
     plan_stages: Vec<PlannedStage>,
     shape: String,
     manifest: PathBuf,
-    controller: Controller,
+    controller: SwapController,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<RunReport, PipelineError>>,
     status: Arc<LiveStatus>,
@@ -360,7 +360,7 @@ impl Supervisor {
             status: Arc::clone(&status),
             replay: None,
         };
-        let (controller, ctl) = control();
+        let (controller, ctl) = swap_control();
         let name = plan.name.clone();
         let plan_stages = plan.stages.clone();
         let plan_shape = shape(&plan);
@@ -472,9 +472,9 @@ impl Supervisor {
         self.reap().await;
         let event = self.try_reload(paths, trigger).await;
         match &event.outcome {
-            Outcome::Applied => tracing::info!("{event}"),
-            Outcome::RolledBack => tracing::warn!("{event}"),
-            Outcome::NoChange => tracing::info!("{event}"),
+            ReloadOutcome::Applied => tracing::info!("{event}"),
+            ReloadOutcome::RolledBack => tracing::warn!("{event}"),
+            ReloadOutcome::NoChange => tracing::info!("{event}"),
         }
         self.record(&event);
         event
@@ -567,7 +567,7 @@ impl Supervisor {
             && replans.is_empty()
         {
             return ReloadEvent {
-                outcome: Outcome::NoChange,
+                outcome: ReloadOutcome::NoChange,
                 trigger: trigger.to_string(),
                 changes: Vec::new(),
                 reason: None,
@@ -575,13 +575,14 @@ impl Supervisor {
         }
 
         // 3. Prepare every swap; nothing changes unless all succeed.
-        let mut prepared: Vec<(String, Prepared, InstanceSpec)> = Vec::new();
+        let mut prepared: Vec<(String, PreparedSwap, InstanceSpec)> = Vec::new();
         for (pipeline, stage, old_spec) in swaps {
             let Some(state) = self.active.get(&pipeline).map(|a| Arc::clone(&a.state)) else {
                 continue;
             };
             let name = pipeline.clone();
-            let result = tokio::task::spawn_blocking(move || prepare(&stage, &name, &state)).await;
+            let result =
+                tokio::task::spawn_blocking(move || prepare_swap(&stage, &name, &state)).await;
             match result {
                 Ok(Ok(p)) => prepared.push((pipeline, p, old_spec)),
                 Ok(Err(e)) => return refused(format!("pipeline `{pipeline}`: {e}")),
@@ -596,7 +597,8 @@ impl Supervisor {
                 continue;
             };
             let name = pipeline.clone();
-            let result = tokio::task::spawn_blocking(move || prepare(&stage, &name, &state)).await;
+            let result =
+                tokio::task::spawn_blocking(move || prepare_swap(&stage, &name, &state)).await;
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return refused(format!("pipeline `{pipeline}`: {e}")),
@@ -610,7 +612,7 @@ impl Supervisor {
             if let Some(a) = self.active.remove(&name) {
                 let _ = a.shutdown.send(true);
                 finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
-                changes.push(Change::Removed { pipeline: name });
+                changes.push(ReloadChange::Removed { pipeline: name });
             }
         }
         for (plan, why) in replans {
@@ -639,7 +641,7 @@ impl Supervisor {
                     );
                 }
             }
-            changes.push(Change::Restarted {
+            changes.push(ReloadChange::Restarted {
                 pipeline: name,
                 why,
             });
@@ -653,7 +655,7 @@ impl Supervisor {
                 finish(name.clone(), a, &mut self.ended, &mut self.notes).await;
             }
             match self.start_owned(plan, kept) {
-                Ok(()) => changes.push(Change::Restarted {
+                Ok(()) => changes.push(ReloadChange::Restarted {
                     pipeline: name,
                     why,
                 }),
@@ -671,7 +673,7 @@ impl Supervisor {
         for plan in added {
             let name = plan.name.clone();
             match self.start(plan) {
-                Ok(()) => changes.push(Change::Added { pipeline: name }),
+                Ok(()) => changes.push(ReloadChange::Added { pipeline: name }),
                 Err(e) => {
                     return rolled_back(
                         trigger,
@@ -693,7 +695,7 @@ impl Supervisor {
                     {
                         *slot = new_stage;
                     }
-                    changes.push(Change::Swapped {
+                    changes.push(ReloadChange::Swapped {
                         pipeline,
                         stage: report.stage,
                         old_digest: report.old_digest,
@@ -709,7 +711,7 @@ impl Supervisor {
             }
         }
         ReloadEvent {
-            outcome: Outcome::Applied,
+            outcome: ReloadOutcome::Applied,
             trigger: trigger.to_string(),
             changes,
             reason: None,
@@ -759,7 +761,7 @@ impl Supervisor {
                 },
             };
             let (stage, digest) = match change {
-                Change::Swapped {
+                ReloadChange::Swapped {
                     stage, new_digest, ..
                 } => (stage.as_str(), new_digest.as_str()),
                 _ => ("", ""),

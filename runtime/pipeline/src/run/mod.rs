@@ -260,12 +260,12 @@ pub async fn run(
     state: Arc<dyn StateStore>,
     options: RunOptions,
 ) -> Result<RunReport, PipelineError> {
-    let (_, control) = crate::swap::control();
+    let (_, control) = crate::swap::swap_control();
     run_controlled(plan, state, options, control).await
 }
 
 /// Like [`run`], taking stage swaps (hot reload) from `control`'s
-/// [`Controller`](crate::swap::Controller) while it runs.
+/// [`SwapController`](crate::swap::SwapController) while it runs.
 pub async fn run_controlled(
     plan: Plan,
     state: Arc<dyn StateStore>,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use ferry_manifest::{Detect, Side, Strategy, Sync};
+use ferry_manifest::{Detect, Side, Strategy, SyncSpec};
 use serde::{Deserialize, Serialize};
 
 use super::record::{Value, Version};
@@ -196,7 +196,7 @@ fn pick(
     strategy: &Strategy,
     l: &Version,
     r: &Version,
-    sync: &Sync,
+    sync: &SyncSpec,
     now: i64,
 ) -> Result<Side, String> {
     let field = sync.timestamp_field.as_deref();
@@ -241,7 +241,7 @@ fn side_version<'a>(side: Side, l: &'a Version, r: &'a Version) -> &'a Version {
 /// Settles a conflict between live or deleted versions `l` and `r` whose
 /// common ancestor is `a`, by the manifest's strategy and field
 /// strategies. Owned fields are applied afterwards by [`apply_owned`].
-pub fn settle(sync: &Sync, l: &Version, r: &Version, a: Option<&Version>, now: i64) -> Settled {
+pub fn settle(sync: &SyncSpec, l: &Version, r: &Version, a: Option<&Version>, now: i64) -> Settled {
     let ts_field = sync.timestamp_field.as_deref();
     let both_live = !l.deleted && !r.deleted;
     let fm = both_live.then(|| merge_fields(l, r, a));
@@ -349,7 +349,7 @@ fn taken(version: Version, l: &Version, r: &Version) -> Settled {
 
 /// Gives each owned field its owner's value (when both the outcome and the
 /// owner's version exist).
-pub fn apply_owned(sync: &Sync, outcome: &mut Version, l: &Version, r: &Version) {
+pub fn apply_owned(sync: &SyncSpec, outcome: &mut Version, l: &Version, r: &Version) {
     if outcome.deleted {
         return;
     }
@@ -364,7 +364,7 @@ pub fn apply_owned(sync: &Sync, outcome: &mut Version, l: &Version, r: &Version)
 /// Owned fields that `side` changed (against the ancestor) though the
 /// other side owns them.
 pub fn foreign_changes(
-    sync: &Sync,
+    sync: &SyncSpec,
     side: Side,
     current: &Version,
     a: Option<&Version>,
@@ -392,14 +392,14 @@ mod tests {
     use super::*;
     use ferry_manifest::{ForeignChange, SyncSide};
 
-    fn sync(strategy: Strategy) -> Sync {
+    fn sync(strategy: Strategy) -> SyncSpec {
         let side = |p: &str| SyncSide {
             plugin: p.into(),
             read: serde_json::json!({}),
             write: serde_json::json!({}),
             rename: Default::default(),
         };
-        Sync {
+        SyncSpec {
             left: side("a"),
             right: side("b"),
             fields: None,

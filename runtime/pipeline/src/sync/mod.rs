@@ -1,5 +1,5 @@
 //! Two-way sync: keeps one entity alike in two systems that both take
-//! edits (a manifest with a `[sync]` table; see `ferry_manifest::Sync`).
+//! edits (a manifest with a `[sync]` table; see `ferry_manifest::SyncSpec`).
 //!
 //! # How a change travels
 //!
@@ -35,7 +35,7 @@
 //! # Conflicts
 //!
 //! Every conflict is an audit event (capability
-//! [`CONFLICT_CAPABILITY`]): key, both versions, the ancestor, strategy,
+//! [`CONFLICT_CAPABILITY`](ferry_state::CONFLICT_CAPABILITY)): key, both versions, the ancestor, strategy,
 //! outcome, and who decided. A queued one blocks its key (other keys go
 //! on) until `ferry conflicts resolve` decides it; the engine then writes
 //! the decision to both sides and unblocks the key.
@@ -70,7 +70,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_host::{ResolverInstance, SinkInstance, SourceInstance, ValidatorInstance};
-use ferry_manifest::Sync;
+use ferry_manifest::SyncSpec;
 use ferry_state::{AuditEvent, DeadLetter, NewConflict, StateStore};
 
 use crate::run::{RunOptions, RunReport};
@@ -150,7 +150,7 @@ struct SideIo {
 
 struct Engine {
     pipeline: String,
-    sync: Sync,
+    sync: SyncSpec,
     fields: Option<Vec<String>>,
     left: SideIo,
     right: SideIo,
