@@ -34,9 +34,7 @@ macro_rules! println {
 mod audit;
 mod conflicts;
 mod plugin;
-mod polyglot;
 mod replay;
-mod scaffold;
 mod scheduled;
 mod serve;
 mod times;

@@ -12,7 +12,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 /// The contract every new plugin is built against.
-pub(crate) const WIT: &str = include_str!("../../../wit/ferry.wit");
+pub(crate) const WIT: &str = include_str!("../../../../wit/ferry.wit");
 
 const KINDS: [&str; 5] = ["source", "sink", "mapper", "validator", "resolver"];
 const LANGS: [&str; 3] = ["rust", "python", "js"];
@@ -22,16 +22,16 @@ type File = (&'static str, &'static str);
 
 fn rust_files(kind: &str) -> Vec<File> {
     let lib = match kind {
-        "mapper" => include_str!("../templates/rust/mapper.rs"),
-        "validator" => include_str!("../templates/rust/validator.rs"),
-        "source" => include_str!("../templates/rust/source.rs"),
-        "sink" => include_str!("../templates/rust/sink.rs"),
-        _ => include_str!("../templates/rust/resolver.rs"),
+        "mapper" => include_str!("../../templates/rust/mapper.rs"),
+        "validator" => include_str!("../../templates/rust/validator.rs"),
+        "source" => include_str!("../../templates/rust/source.rs"),
+        "sink" => include_str!("../../templates/rust/sink.rs"),
+        _ => include_str!("../../templates/rust/resolver.rs"),
     };
     vec![
         (
             "Cargo.toml",
-            include_str!("../templates/rust/Cargo.toml.tmpl"),
+            include_str!("../../templates/rust/Cargo.toml.tmpl"),
         ),
         ("src/lib.rs", lib),
         (".gitignore", "/target\n*.wasm\n/test/out\n"),
@@ -45,11 +45,15 @@ fn fixture_files(kind: &str) -> Vec<File> {
             vec![
                 (
                     "test/config.toml",
-                    include_str!(concat!("../templates/fixtures/", $kind, "/config.toml")),
+                    include_str!(concat!("../../templates/fixtures/", $kind, "/config.toml")),
                 ),
                 (
                     "test/expected.jsonl",
-                    include_str!(concat!("../templates/fixtures/", $kind, "/expected.jsonl")),
+                    include_str!(concat!(
+                        "../../templates/fixtures/",
+                        $kind,
+                        "/expected.jsonl"
+                    )),
                 ),
             ]
         };
@@ -57,7 +61,7 @@ fn fixture_files(kind: &str) -> Vec<File> {
             let mut files = fixture!($kind);
             files.push((
                 "test/input.jsonl",
-                include_str!(concat!("../templates/fixtures/", $kind, "/input.jsonl")),
+                include_str!(concat!("../../templates/fixtures/", $kind, "/input.jsonl")),
             ));
             files
         }};
@@ -142,7 +146,7 @@ pub(crate) fn new(name: &str, kind: &str, lang: &str, parent: Option<&Path>) -> 
     }
     let mut files = match lang {
         "rust" => rust_files(kind),
-        other => crate::polyglot::files(other, kind)?,
+        other => crate::plugin::polyglot::files(other, kind)?,
     };
     files.extend(fixture_files(kind));
     let sdk = if lang == "rust" {
@@ -200,7 +204,7 @@ fn readme(name: &str, kind: &str, lang: &str) -> String {
         test = test_command(name, kind),
         notes = match lang {
             "rust" => String::new(),
-            other => format!("\n{}", crate::polyglot::readme_notes(other)),
+            other => format!("\n{}", crate::plugin::polyglot::readme_notes(other)),
         },
         version = ferry_host::CONTRACT_VERSION
     )
@@ -213,7 +217,7 @@ pub(crate) fn build(path: Option<&Path>) -> Result<ExitCode> {
         .with_context(|| format!("{} does not exist", dir.display()))?;
     let wasm = if dir.join("Cargo.toml").is_file() {
         build_rust(&dir)?
-    } else if let Some(built) = crate::polyglot::build(&dir)? {
+    } else if let Some(built) = crate::plugin::polyglot::build(&dir)? {
         built
     } else {
         bail!(

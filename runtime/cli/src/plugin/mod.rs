@@ -17,6 +17,9 @@
 //! | sink | per input record: `{"_key": k, "result": "written" \| "rejected: ..." \| "conflict: ..."}` |
 //! | resolver | per conflict (`{"left": {...}, "right": {...}, "ancestor": {...}}`; no `ancestor`: no common version; a side `null`: deleted there): `{"_key": k, "decision": "take-left" \| "take-right" \| "merged" \| "defer"}`, plus `"record"` (merged) or `"reason"` (defer) |
 
+pub(crate) mod polyglot;
+pub(crate) mod scaffold;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,8 +79,8 @@ pub(crate) fn dispatch(command: PluginCommand) -> Result<ExitCode> {
             kind,
             lang,
             dir,
-        } => crate::scaffold::new(&name, &kind, &lang, dir.as_deref()),
-        PluginCommand::Build { path } => crate::scaffold::build(path.as_deref()),
+        } => crate::plugin::scaffold::new(&name, &kind, &lang, dir.as_deref()),
+        PluginCommand::Build { path } => crate::plugin::scaffold::build(path.as_deref()),
     }
 }
 

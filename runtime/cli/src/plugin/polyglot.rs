@@ -35,7 +35,7 @@ macro_rules! helper {
     ($from:literal => $to:literal: $($file:literal),+ $(,)?) => {
         &[$((
             concat!($to, "/", $file),
-            include_str!(concat!("../../../plugins/", $from, "/", $file)),
+            include_str!(concat!("../../../../plugins/", $from, "/", $file)),
         )),+]
     };
 }
@@ -57,34 +57,34 @@ pub(crate) fn files(lang: &str, kind: &str) -> Result<Vec<File>> {
     let mut files: Vec<File> = match lang {
         "python" => {
             let app = match kind {
-                "mapper" => include_str!("../templates/python/mapper.py"),
-                "validator" => include_str!("../templates/python/validator.py"),
-                "source" => include_str!("../templates/python/source.py"),
-                "sink" => include_str!("../templates/python/sink.py"),
-                _ => include_str!("../templates/python/resolver.py"),
+                "mapper" => include_str!("../../templates/python/mapper.py"),
+                "validator" => include_str!("../../templates/python/validator.py"),
+                "source" => include_str!("../../templates/python/source.py"),
+                "sink" => include_str!("../../templates/python/sink.py"),
+                _ => include_str!("../../templates/python/resolver.py"),
             };
             vec![
                 ("app.py", app),
                 (
                     "pyproject.toml",
-                    include_str!("../templates/python/pyproject.toml.tmpl"),
+                    include_str!("../../templates/python/pyproject.toml.tmpl"),
                 ),
                 (".gitignore", "/target\n*.wasm\n/test/out\n__pycache__/\n"),
             ]
         }
         "js" => {
             let plugin = match kind {
-                "mapper" => include_str!("../templates/js/mapper.js"),
-                "validator" => include_str!("../templates/js/validator.js"),
-                "source" => include_str!("../templates/js/source.js"),
-                "sink" => include_str!("../templates/js/sink.js"),
-                _ => include_str!("../templates/js/resolver.js"),
+                "mapper" => include_str!("../../templates/js/mapper.js"),
+                "validator" => include_str!("../../templates/js/validator.js"),
+                "source" => include_str!("../../templates/js/source.js"),
+                "sink" => include_str!("../../templates/js/sink.js"),
+                _ => include_str!("../../templates/js/resolver.js"),
             };
             // The sink writes files: its world imports wasi:filesystem.
             let package = if kind == "sink" {
-                include_str!("../templates/js/package-with-files.json.tmpl")
+                include_str!("../../templates/js/package-with-files.json.tmpl")
             } else {
-                include_str!("../templates/js/package.json.tmpl")
+                include_str!("../../templates/js/package.json.tmpl")
             };
             vec![
                 ("plugin.js", plugin),
@@ -751,7 +751,7 @@ mod tests {
     /// with, or every JavaScript project would fail to build.
     #[test]
     fn the_js_helper_imports_the_embedded_contract() {
-        let version = package_version(crate::scaffold::WIT, "ferry:plugin").unwrap();
+        let version = package_version(crate::plugin::scaffold::WIT, "ferry:plugin").unwrap();
         let dir = tempdir();
         std::fs::create_dir_all(dir.join("ferry-plugin")).unwrap();
         let mut inputs = Vec::new();
