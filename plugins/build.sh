@@ -12,31 +12,24 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-# crate (library) name -> dist file name
-plugins=(
-    "file:file"
-    "field_mapper:field-mapper"
-    "schema_validator:schema-validator"
-    "passthrough:passthrough"
-    "rules_resolver:rules-resolver"
-    "sqlite:sqlite"
-    "postgres:postgres"
-    "test_faulty_mapper:test-faulty-mapper"
-    "test_faulty_sink:test-faulty-sink"
-    "test_faulty_resolver:test-faulty-resolver"
-    "test_net_probe:test-net-probe"
-    "test_env_probe:test-env-probe"
-    "test_fs_probe:test-fs-probe"
-    "test_http_probe:test-http-probe"
-    "test_tagger_v1:test-tagger-v1"
-    "test_tagger_v2:test-tagger-v2"
-)
-
 cargo build --release --target wasm32-wasip2 --workspace --quiet
 
 mkdir -p dist
 target_dir="${CARGO_TARGET_DIR:-$here/target}"
-for entry in "${plugins[@]}"; do
+# The plugins: every package of this workspace with a cdylib target, read
+# from cargo metadata (the same rule as tests/build.rs): its library
+# `<lib>.wasm` ships as dist/<package name, without a `ferry-` prefix>.wasm.
+plugins=$(cargo metadata --no-deps --format-version 1 --offline 2>/dev/null \
+    || cargo metadata --no-deps --format-version 1)
+plugins=$(python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    for t in p["targets"]:
+        if "cdylib" in t["kind"]:
+            name = p["name"]
+            print(t["name"] + ":" + (name[len("ferry-"):] if name.startswith("ferry-") else name))
+' <<<"$plugins" | sort)
+for entry in $plugins; do
     lib="${entry%%:*}"
     name="${entry##*:}"
     built="$target_dir/wasm32-wasip2/release/$lib.wasm"

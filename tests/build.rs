@@ -49,17 +49,12 @@ fn main() {
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", dist.display()));
     let mut consts = String::new();
     let mut names = Vec::new();
-    for crate_dir in members(&plugins) {
-        let Some(name) = package_name(&crate_dir) else {
-            continue;
-        };
-        if name == "ferry-plugin" {
-            continue;
-        }
+    for (lib, name) in plugin_libraries(&plugins) {
+        let built = out_wasm.join(format!("{lib}.wasm"));
+        // Constants and test modules are named after the shipped file.
         let file = name.replace('-', "_");
-        let built = out_wasm.join(format!("{file}.wasm"));
         if !built.is_file() {
-            continue;
+            panic!("{} is missing after the plugins' build", built.display());
         }
         let shipped = dist.join(format!("{name}.wasm"));
         copy_if_changed(&built, &shipped);
@@ -90,31 +85,44 @@ fn copy_if_changed(from: &Path, to: &Path) {
     }
 }
 
-/// Crate folders listed in the plugins workspace's `members`.
-fn members(plugins: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string(plugins.join("Cargo.toml")).unwrap_or_default();
-    let Some(start) = text.find("members") else {
-        return Vec::new();
-    };
-    let rest = &text[start..];
-    let Some(open) = rest.find('[') else {
-        return Vec::new();
-    };
-    let Some(close) = rest.find(']') else {
-        return Vec::new();
-    };
-    rest[open + 1..close]
-        .split(',')
-        .map(|s| s.trim().trim_matches('"'))
-        .filter(|s| !s.is_empty() && !s.starts_with('#'))
-        .map(|s| plugins.join(s))
-        .collect()
-}
-
-fn package_name(crate_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(crate_dir.join("Cargo.toml")).ok()?;
-    let line = text.lines().find(|l| l.trim_start().starts_with("name"))?;
-    Some(line.split('=').nth(1)?.trim().trim_matches('"').to_string())
+/// The plugins: every package of the plugins workspace with a cdylib
+/// target, as (library name, dist name), read from `cargo metadata` (the
+/// same rule as plugins/build.sh): the library's `<lib>.wasm` ships as
+/// `dist/<package name, without a ferry- prefix>.wasm`.
+fn plugin_libraries(plugins: &Path) -> Vec<(String, String)> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
+        .current_dir(plugins)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo metadata for the plugins: {e}"));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed for the plugins workspace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("cargo metadata printed something else than JSON: {e}"));
+    let mut libs = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let cdylib = target["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+            if cdylib && let Some(lib) = target["name"].as_str() {
+                let dist = name.strip_prefix("ferry-").unwrap_or(name);
+                libs.push((lib.to_string(), dist.to_string()));
+            }
+        }
+    }
+    libs.sort();
+    libs
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
