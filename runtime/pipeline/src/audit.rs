@@ -349,7 +349,7 @@ mod tests {
             purge_dead_letters(filter: &ferry_state::DeadLetterFilter, by: &str) -> Result<Vec<ferry_state::DeadLetter>, ferry_state::StateError>;
             dead_letter(id: i64) -> Result<Option<ferry_state::DeadLetter>, ferry_state::StateError>;
             start_run(pipeline: &str) -> Result<i64, ferry_state::StateError>;
-            finish_run(run: i64, status: &str) -> Result<(), ferry_state::StateError>;
+            finish_run(run: i64, status: &ferry_state::RunStatus) -> Result<(), ferry_state::StateError>;
             run(run: i64) -> Result<Option<ferry_state::RunRecord>, ferry_state::StateError>;
             total_accounting(pipeline: &str) -> Result<ferry_state::Accounting, ferry_state::StateError>;
             start_scheduled_run(pipeline: &str, schedule: &str, due_at_us: i64, missed: u64, started_at_us: i64) -> Result<i64, ferry_state::StateError>;

@@ -32,7 +32,9 @@ use ferry_host::{
     Batch, CallError, MapperInstance, SinkInstance, SourceInstance, SourceStatus, ValidatorInstance,
 };
 use ferry_manifest::{Mode, OnInvalid, PluginKind, RetryPolicy};
-use ferry_state::{Accounting, DeadLetter, PipelineCommit, Replayed, StateStore, now_us};
+use ferry_state::{
+    Accounting, DeadLetter, PipelineCommit, Replayed, RunStatus, StateStore, now_us,
+};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -556,8 +558,8 @@ pub async fn run_controlled(
     // suppressed denials: write every denial before the run ends.
     tokio::task::block_in_place(|| audit.flush());
     let status = match &failure {
-        None => "finished".to_string(),
-        Some(e) => format!("failed: {e}"),
+        None => RunStatus::Finished,
+        Some(e) => RunStatus::Failed(e.to_string()),
     };
     state.finish_run(run_id, &status)?;
     let report = RunReport {

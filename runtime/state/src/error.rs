@@ -86,6 +86,18 @@ pub enum StateError {
         /// What does not add up.
         detail: String,
     },
+    /// A status (of a run, a scheduled run, a conflict) or a decision that
+    /// is not one ferry knows: read from a file written by another program,
+    /// or given by a caller.
+    #[error("unknown {what} `{value}`: ferry knows {expected}")]
+    Unknown {
+        /// What kind of value.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// The values ferry knows.
+        expected: &'static str,
+    },
     /// A stored value could not be decoded.
     #[error("state database {path}: {what}: {source}")]
     Decode {

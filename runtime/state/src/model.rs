@@ -6,9 +6,87 @@
 //! They belong to no backend: the SQLite backend and the cluster backend to
 //! come store and return the same types through [`StateStore`](crate::StateStore).
 
+use std::borrow::Cow;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
+use crate::StateError;
 use crate::time::rfc3339;
+
+/// Implements, for a status type with `fn text(&self) -> Cow<'_, str>` (its
+/// stored form) and `FromStr`: `Display` (the stored form, padded as the
+/// format asks), and serde as that text.
+macro_rules! stored_as_text {
+    ($($t:ty),* $(,)?) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(&self.text())
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.text().into_owned()
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = StateError;
+
+            fn try_from(value: String) -> Result<Self, StateError> {
+                value.parse()
+            }
+        }
+    )*};
+}
+
+/// The reason of a stored `failed: <why>`, if `text` is one.
+fn failed(text: &str) -> Option<String> {
+    text.strip_prefix("failed: ").map(str::to_string)
+}
+
+/// How a run ([`RunRecord`]) stands: stored as `running`, `finished` or
+/// `failed: <why>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum RunStatus {
+    /// Started and not ended (or ferry ended before recording its end).
+    Running,
+    /// Ended having read its sources to their end or until stopped.
+    Finished,
+    /// Ended by an error, with the error.
+    Failed(String),
+}
+
+impl RunStatus {
+    /// The stored form: `running`, `finished` or `failed: <why>`.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            RunStatus::Running => Cow::Borrowed("running"),
+            RunStatus::Finished => Cow::Borrowed("finished"),
+            RunStatus::Failed(why) => Cow::Owned(format!("failed: {why}")),
+        }
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = StateError;
+
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "finished" => Ok(RunStatus::Finished),
+            _ => failed(s).map(RunStatus::Failed).ok_or(StateError::Unknown {
+                what: "run status",
+                value: s.to_string(),
+                expected: "running, finished, failed: <why>",
+            }),
+        }
+    }
+}
+
+stored_as_text!(RunStatus);
 
 /// Counts of records by final state. `read == written + dead_lettered +
 /// filtered` holds for every committed range of a source.
@@ -168,8 +246,8 @@ pub struct RunRecord {
     pub finished_at_us: Option<i64>,
     /// Counts for this run.
     pub accounting: Accounting,
-    /// `running`, `finished` or `failed: <why>`.
-    pub status: String,
+    /// Running, finished, or failed and why.
+    pub status: RunStatus,
 }
 
 /// One run of a scheduled pipeline (`mode = "schedule"`): when it was due,

@@ -6,7 +6,7 @@
 
 use crate::{
     Accounting, AuditEvent, Conflict, ConflictFilter, DeadLetter, DeadLetterFilter, Decision,
-    PipelineCommit, RunRecord, ScheduledRun, StateError, SyncCommit,
+    PipelineCommit, RunRecord, RunStatus, ScheduledRun, StateError, SyncCommit,
 };
 
 /// Durable state behind one interface, so backends can change: the seam a
@@ -85,7 +85,7 @@ pub trait StateStore: Send + Sync {
     fn start_run(&self, pipeline: &str) -> Result<i64, StateError>;
 
     /// Records the end of a run.
-    fn finish_run(&self, run: i64, status: &str) -> Result<(), StateError>;
+    fn finish_run(&self, run: i64, status: &RunStatus) -> Result<(), StateError>;
 
     /// A run by id.
     fn run(&self, run: i64) -> Result<Option<RunRecord>, StateError>;

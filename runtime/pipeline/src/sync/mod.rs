@@ -72,8 +72,8 @@ use ferry_host::{
 };
 use ferry_manifest::{Detect, ForeignChange, Mode, Side, Strategy, Sync};
 use ferry_state::{
-    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, DeadLetter, NewConflict, StateStore,
-    SyncCommit, now_us,
+    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, DeadLetter, NewConflict, RunStatus,
+    StateStore, SyncCommit, now_us,
 };
 
 use crate::run::{RunOptions, RunReport, StateAudit};
@@ -193,11 +193,11 @@ pub async fn run(
     let engine = match result.and_then(|r| r) {
         Ok(e) => e,
         Err(e) => {
-            let _ = state.finish_run(run_id, &format!("failed: {e}"));
+            let _ = state.finish_run(run_id, &RunStatus::Failed(e.to_string()));
             return Err(e);
         }
     };
-    state.finish_run(run_id, "finished")?;
+    state.finish_run(run_id, &RunStatus::Finished)?;
     let accounting = engine.totals;
     tracing::info!(pipeline = %engine.pipeline, "{}", engine.stats);
     Ok(RunReport {

@@ -12,11 +12,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use crate::{
     Accounting, AuditEvent, Conflict, ConflictFilter, DeadLetter, DeadLetterFilter, Decision,
     MAX_DETAIL_BYTES, PURGE_CAPABILITY, PipelineCommit, REPLAY_CAPABILITY, Replayed, RunRecord,
-    ScheduledRun, StateError, StateStore, SyncCommit, now_us,
+    RunStatus, ScheduledRun, StateError, StateStore, SyncCommit, now_us,
 };
 
 mod schema;
 mod sync;
+mod values;
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
@@ -594,14 +595,14 @@ impl StateStore for SqliteState {
     fn start_run(&self, pipeline: &str) -> Result<i64, StateError> {
         let conn = self.lock();
         conn.execute(
-            "INSERT INTO runs (pipeline, started_at_us, status) VALUES (?1, ?2, 'running')",
-            params![pipeline, now_us()],
+            "INSERT INTO runs (pipeline, started_at_us, status) VALUES (?1, ?2, ?3)",
+            params![pipeline, now_us(), RunStatus::Running],
         )
         .map_err(self.q("starting a run"))?;
         Ok(conn.last_insert_rowid())
     }
 
-    fn finish_run(&self, run: i64, status: &str) -> Result<(), StateError> {
+    fn finish_run(&self, run: i64, status: &RunStatus) -> Result<(), StateError> {
         self.lock()
             .execute(
                 "UPDATE runs SET finished_at_us = ?2, status = ?3 WHERE id = ?1",

@@ -59,7 +59,7 @@ fn checkpoint_and_accounting_commit_together_and_survive_reopen() -> Result<(), 
                 },
             )
         })?;
-        s.finish_run(run, "finished")?;
+        s.finish_run(run, &RunStatus::Finished)?;
         let r = s.run(run)?.ok_or_else(|| StateError::Corrupt {
             path: path.clone(),
             detail: "run".into(),
@@ -73,7 +73,7 @@ fn checkpoint_and_accounting_commit_together_and_survive_reopen() -> Result<(), 
                 filtered: 1
             }
         );
-        assert_eq!(r.status, "finished");
+        assert_eq!(r.status, RunStatus::Finished);
     }
     let s = SqliteState::open(&path)?;
     assert_eq!(s.checkpoint("p", "src")?, Some(b"pos-12".to_vec()));
@@ -721,4 +721,50 @@ fn filters_and_ids_read_as_an_operator_would_write_them() {
         "{}",
         id_ranges(&many)
     );
+}
+
+/// The text each status is stored as, read back raw: what ferry wrote
+/// before the statuses were types.
+fn stored(path: &Path, sql: &str, id: i64) -> String {
+    let conn = Connection::open(path).expect("raw");
+    conn.query_row(sql, params![id], |r| r.get(0))
+        .expect("stored text")
+}
+
+#[test]
+fn run_statuses_are_stored_as_the_text_ferry_always_wrote() {
+    let (_dir, path) = temp();
+    let s = SqliteState::open(&path).expect("opens");
+    let sql = "SELECT status FROM runs WHERE id = ?1";
+    let run = s.start_run("p").expect("run");
+    assert_eq!(stored(&path, sql, run), "running");
+    for (status, text) in [
+        (RunStatus::Finished, "finished"),
+        (
+            RunStatus::Failed("source `a`: connection refused".into()),
+            "failed: source `a`: connection refused",
+        ),
+    ] {
+        s.finish_run(run, &status).expect("finish");
+        assert_eq!(stored(&path, sql, run), text);
+        assert_eq!(
+            s.run(run).expect("read").map(|r| r.status),
+            Some(status.clone())
+        );
+        assert_eq!(text.parse::<RunStatus>().expect("parses"), status);
+        assert_eq!(status.to_string(), text);
+    }
+    // A status ferry does not know fails its read, naming the value.
+    Connection::open(&path)
+        .expect("raw")
+        .execute(
+            "UPDATE runs SET status = 'paused' WHERE id = ?1",
+            params![run],
+        )
+        .expect("raw write");
+    let err = s
+        .run(run)
+        .expect_err("an unknown status is refused")
+        .to_string();
+    assert!(err.contains("unknown run status `paused`"), "{err}");
 }

@@ -7,7 +7,7 @@ use super::*;
 use crate::sqlite::tests::{letter, temp};
 use crate::{
     Accounting, AuditEvent, ConflictFilter, DeadLetter, DeadLetterFilter, PipelineCommit,
-    StateStore,
+    RunStatus, StateStore,
 };
 
 #[test]
@@ -71,7 +71,7 @@ fn populate(path: &Path) {
         detail: "no grant names it".into(),
     })
     .expect("audit");
-    s.finish_run(run, "finished").expect("finish");
+    s.finish_run(run, &RunStatus::Finished).expect("finish");
     drop(s);
     assert!(
         !sidecar(path, "-wal").exists(),
