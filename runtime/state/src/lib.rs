@@ -76,7 +76,8 @@ mod time;
 pub use error::StateError;
 pub use model::{
     Accounting, AuditEvent, DeadLetter, DeadLetterFilter, MAX_DETAIL_BYTES, PURGE_CAPABILITY,
-    PipelineCommit, REPLAY_CAPABILITY, Replayed, RunRecord, RunStatus, ScheduledRun,
+    PipelineCommit, REPLAY_CAPABILITY, Replayed, RunRecord, RunStatus, ScheduledOutcome,
+    ScheduledRun,
 };
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteState};
 pub use store::StateStore;

@@ -86,7 +86,59 @@ impl FromStr for RunStatus {
     }
 }
 
-stored_as_text!(RunStatus);
+/// How a scheduled run ([`ScheduledRun`]) stands: stored as `running`,
+/// `finished`, `stopped`, `failed: <why>` or `interrupted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ScheduledOutcome {
+    /// Started and not ended.
+    Running,
+    /// Read its sources to their end and committed what it read.
+    Finished,
+    /// Ferry was stopped during it: it committed what it had read.
+    Stopped,
+    /// Ended by an error, with the error.
+    Failed(String),
+    /// Ferry ended without recording its end: the next run of the pipeline
+    /// found it still running.
+    Interrupted,
+}
+
+impl ScheduledOutcome {
+    /// The stored form: `running`, `finished`, `stopped`, `failed: <why>` or
+    /// `interrupted`.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            ScheduledOutcome::Running => Cow::Borrowed("running"),
+            ScheduledOutcome::Finished => Cow::Borrowed("finished"),
+            ScheduledOutcome::Stopped => Cow::Borrowed("stopped"),
+            ScheduledOutcome::Failed(why) => Cow::Owned(format!("failed: {why}")),
+            ScheduledOutcome::Interrupted => Cow::Borrowed("interrupted"),
+        }
+    }
+}
+
+impl FromStr for ScheduledOutcome {
+    type Err = StateError;
+
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        match s {
+            "running" => Ok(ScheduledOutcome::Running),
+            "finished" => Ok(ScheduledOutcome::Finished),
+            "stopped" => Ok(ScheduledOutcome::Stopped),
+            "interrupted" => Ok(ScheduledOutcome::Interrupted),
+            _ => failed(s)
+                .map(ScheduledOutcome::Failed)
+                .ok_or(StateError::Unknown {
+                    what: "scheduled run outcome",
+                    value: s.to_string(),
+                    expected: "running, finished, stopped, failed: <why>, interrupted",
+                }),
+        }
+    }
+}
+
+stored_as_text!(RunStatus, ScheduledOutcome);
 
 /// Counts of records by final state. `read == written + dead_lettered +
 /// filtered` holds for every committed range of a source.
@@ -276,10 +328,10 @@ pub struct ScheduledRun {
     pub run_id: Option<i64>,
     /// What it committed.
     pub accounting: Accounting,
-    /// `running`, `finished`, `stopped` (ferry was stopped during it: it
-    /// committed what it had read), `failed: <why>`, or `interrupted` (ferry
+    /// Running, finished, stopped (ferry was stopped during it: it
+    /// committed what it had read), failed and why, or interrupted (ferry
     /// ended without recording its end).
-    pub outcome: String,
+    pub outcome: ScheduledOutcome,
 }
 
 /// What one commit of a pipeline makes durable, in one transaction: the

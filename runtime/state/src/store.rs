@@ -6,7 +6,7 @@
 
 use crate::{
     Accounting, AuditEvent, Conflict, ConflictFilter, DeadLetter, DeadLetterFilter, Decision,
-    PipelineCommit, RunRecord, RunStatus, ScheduledRun, StateError, SyncCommit,
+    PipelineCommit, RunRecord, RunStatus, ScheduledOutcome, ScheduledRun, StateError, SyncCommit,
 };
 
 /// Durable state behind one interface, so backends can change: the seam a
@@ -112,7 +112,7 @@ pub trait StateStore: Send + Sync {
         &self,
         id: i64,
         finished_at_us: i64,
-        outcome: &str,
+        outcome: &ScheduledOutcome,
         run: Option<i64>,
         accounting: &Accounting,
     ) -> Result<(), StateError>;

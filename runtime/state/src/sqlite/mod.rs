@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use crate::{
     Accounting, AuditEvent, Conflict, ConflictFilter, DeadLetter, DeadLetterFilter, Decision,
     MAX_DETAIL_BYTES, PURGE_CAPABILITY, PipelineCommit, REPLAY_CAPABILITY, Replayed, RunRecord,
-    RunStatus, ScheduledRun, StateError, StateStore, SyncCommit, now_us,
+    RunStatus, ScheduledOutcome, ScheduledRun, StateError, StateStore, SyncCommit, now_us,
 };
 
 mod schema;
@@ -668,18 +668,19 @@ impl StateStore for SqliteState {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.q(what))?;
         tx.execute(
-            "UPDATE schedule_runs SET outcome = 'interrupted' WHERE pipeline = ?1 AND finished_at_us IS NULL",
-            params![pipeline],
+            "UPDATE schedule_runs SET outcome = ?2 WHERE pipeline = ?1 AND finished_at_us IS NULL",
+            params![pipeline, ScheduledOutcome::Interrupted],
         )
         .map_err(self.q(what))?;
         tx.execute(
-            "INSERT INTO schedule_runs (pipeline, schedule, due_at_us, missed, started_at_us, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+            "INSERT INTO schedule_runs (pipeline, schedule, due_at_us, missed, started_at_us, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 pipeline,
                 schedule,
                 due_at_us,
                 i64::try_from(missed).unwrap_or(i64::MAX),
-                started_at_us
+                started_at_us,
+                ScheduledOutcome::Running
             ],
         )
         .map_err(self.q(what))?;
@@ -692,7 +693,7 @@ impl StateStore for SqliteState {
         &self,
         id: i64,
         finished_at_us: i64,
-        outcome: &str,
+        outcome: &ScheduledOutcome,
         run: Option<i64>,
         accounting: &Accounting,
     ) -> Result<(), StateError> {

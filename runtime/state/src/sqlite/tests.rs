@@ -271,7 +271,13 @@ fn scheduled_runs_are_kept_newest_first_and_an_unfinished_one_becomes_interrupte
         dead_lettered: 1,
         filtered: 1,
     };
-    s.finish_scheduled_run(first, 901_000_000, "finished", Some(7), &counts)?;
+    s.finish_scheduled_run(
+        first,
+        901_000_000,
+        &ScheduledOutcome::Finished,
+        Some(7),
+        &counts,
+    )?;
     // A second run that ferry never saw end (killed), then a third.
     let second = s.start_scheduled_run("p", "*/15 * * * *", 1_800_000_000, 0, 1_800_000_050)?;
     let other = s.start_scheduled_run("q", "every 1s", 1_000_000, 0, 1_000_000)?;
@@ -283,14 +289,14 @@ fn scheduled_runs_are_kept_newest_first_and_an_unfinished_one_becomes_interrupte
     let [newest, cut, done] = &runs[..] else {
         panic!("three runs: {runs:?}")
     };
-    assert_eq!(newest.outcome, "running");
+    assert_eq!(newest.outcome, ScheduledOutcome::Running);
     assert_eq!(newest.schedule, "every 1h");
     assert_eq!((newest.due_at_us, newest.missed), (3_600_000_000, 2));
     assert_eq!(newest.started_at_us, 5_400_000_000);
     assert_eq!(newest.finished_at_us, None);
-    assert_eq!(cut.outcome, "interrupted");
+    assert_eq!(cut.outcome, ScheduledOutcome::Interrupted);
     assert_eq!(cut.finished_at_us, None);
-    assert_eq!(done.outcome, "finished");
+    assert_eq!(done.outcome, ScheduledOutcome::Finished);
     assert_eq!(done.finished_at_us, Some(901_000_000));
     assert_eq!(done.run_id, Some(7));
     assert_eq!(done.accounting, counts);
@@ -298,9 +304,13 @@ fn scheduled_runs_are_kept_newest_first_and_an_unfinished_one_becomes_interrupte
     // Another pipeline's run is its own.
     let q = s.scheduled_runs("q", 10)?;
     assert_eq!(
-        (q.len(), q[0].id, q[0].outcome.as_str()),
-        (1, other, "running")
+        (q.len(), q[0].id, &q[0].outcome),
+        (1, other, &ScheduledOutcome::Running)
     );
+    // Stored as the text ferry always wrote.
+    let sql = "SELECT outcome FROM schedule_runs WHERE id = ?1";
+    let texts = [third, second, first].map(|id| stored(&path, sql, id));
+    assert_eq!(texts, ["running", "interrupted", "finished"]);
     drop(s);
     // And it all survives a reopen.
     assert_eq!(SqliteState::open(&path)?.scheduled_runs("p", 10)?, runs);
@@ -732,7 +742,7 @@ fn stored(path: &Path, sql: &str, id: i64) -> String {
 }
 
 #[test]
-fn run_statuses_are_stored_as_the_text_ferry_always_wrote() {
+fn run_statuses_and_outcomes_are_stored_as_the_text_ferry_always_wrote() {
     let (_dir, path) = temp();
     let s = SqliteState::open(&path).expect("opens");
     let sql = "SELECT status FROM runs WHERE id = ?1";
@@ -754,6 +764,21 @@ fn run_statuses_are_stored_as_the_text_ferry_always_wrote() {
         assert_eq!(text.parse::<RunStatus>().expect("parses"), status);
         assert_eq!(status.to_string(), text);
     }
+    for (outcome, text) in [
+        (ScheduledOutcome::Stopped, "stopped"),
+        (ScheduledOutcome::Failed("boom".into()), "failed: boom"),
+    ] {
+        let id = s
+            .start_scheduled_run("p", "every 1s", 0, 0, 0)
+            .expect("start");
+        s.finish_scheduled_run(id, 1, &outcome, None, &Accounting::default())
+            .expect("finish");
+        let sql = "SELECT outcome FROM schedule_runs WHERE id = ?1";
+        assert_eq!(stored(&path, sql, id), text);
+        assert_eq!(text.parse::<ScheduledOutcome>().expect("parses"), outcome);
+        assert_eq!(outcome.to_string(), text);
+    }
+    assert!("failed".parse::<ScheduledOutcome>().is_err());
     // A status ferry does not know fails its read, naming the value.
     Connection::open(&path)
         .expect("raw")

@@ -6,7 +6,7 @@
 use rusqlite::ToSql;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 
-use crate::RunStatus;
+use crate::{RunStatus, ScheduledOutcome};
 
 macro_rules! sql_text {
     ($($t:ty),* $(,)?) => {$(
@@ -27,4 +27,4 @@ macro_rules! sql_text {
     )*};
 }
 
-sql_text!(RunStatus);
+sql_text!(RunStatus, ScheduledOutcome);
