@@ -493,7 +493,7 @@ fn open_conflicts(s: &Sandbox) -> Vec<ferry_state::Conflict> {
     s.state()
         .conflicts(&ConflictFilter {
             pipeline: Some("customers".into()),
-            statuses: vec!["open".into()],
+            statuses: vec![ferry_state::ConflictStatus::Open],
             key: None,
         })
         .expect("conflicts")
@@ -1424,7 +1424,7 @@ fn decide_while_edits_land(
                 s.state()
                     .conflicts(&ConflictFilter {
                         pipeline: Some("customers".into()),
-                        statuses: vec!["decided".into()],
+                        statuses: vec![ferry_state::ConflictStatus::Decided],
                         key: None,
                     })
                     .expect("conflicts")

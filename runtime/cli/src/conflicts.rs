@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use ferry_pipeline::sync::record::Version;
 use ferry_state::{
-    AuditEvent, CONFLICT_CAPABILITY, Conflict, ConflictFilter, Decision, StateStore,
+    AuditEvent, CONFLICT_CAPABILITY, Conflict, ConflictFilter, ConflictStatus, Decision, StateStore,
 };
 
 #[derive(Subcommand)]
@@ -125,7 +125,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 statuses: if all {
                     Vec::new()
                 } else {
-                    vec!["open".into(), "decided".into()]
+                    vec![ConflictStatus::Open, ConflictStatus::Decided]
                 },
                 key: None,
             };
@@ -191,7 +191,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             if let Some(why) = &c.reopened {
                 println!("  reopened  {why}");
             }
-            if c.status == "open" {
+            if c.status == ConflictStatus::Open {
                 println!(
                     "  versions  as the sync last fetched them; a decision is applied only while both sides still hold them"
                 );
@@ -245,7 +245,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             by,
         } => {
             let (state, c) = find(path.as_deref(), id)?;
-            if c.status != "open" {
+            if c.status != ConflictStatus::Open {
                 bail!(
                     "conflict {id} is {} already{}",
                     c.status,

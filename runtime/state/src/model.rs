@@ -41,6 +41,8 @@ macro_rules! stored_as_text {
     )*};
 }
 
+pub(crate) use stored_as_text;
+
 /// The reason of a stored `failed: <why>`, if `text` is one.
 fn failed(text: &str) -> Option<String> {
     text.strip_prefix("failed: ").map(str::to_string)

@@ -14,13 +14,65 @@
 //! These are the records only; the SQLite backend stores them in
 //! `sqlite/sync.rs`.
 
+use std::borrow::Cow;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{AuditEvent, DeadLetter};
+use crate::model::stored_as_text;
+use crate::{AuditEvent, DeadLetter, StateError};
 
 /// The audit log's capability for a two-way sync conflict: detected,
 /// settled by a strategy, decided by a person, or applied.
 pub const CONFLICT_CAPABILITY: &str = "sync-conflict";
+
+/// Where a queued conflict stands: stored as `open`, `decided` or
+/// `resolved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ConflictStatus {
+    /// Waiting for a person's decision (again, if a decision went stale).
+    Open,
+    /// A person chose; the sync applies it next, if both sides still hold
+    /// the versions it was made on.
+    Decided,
+    /// The decision was applied to both sides.
+    Resolved,
+}
+
+impl ConflictStatus {
+    /// The stored form: `open`, `decided` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStatus::Open => "open",
+            ConflictStatus::Decided => "decided",
+            ConflictStatus::Resolved => "resolved",
+        }
+    }
+
+    pub(crate) fn text(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.as_str())
+    }
+}
+
+impl FromStr for ConflictStatus {
+    type Err = StateError;
+
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        match s {
+            "open" => Ok(ConflictStatus::Open),
+            "decided" => Ok(ConflictStatus::Decided),
+            "resolved" => Ok(ConflictStatus::Resolved),
+            _ => Err(StateError::Unknown {
+                what: "conflict status",
+                value: s.to_string(),
+                expected: "open, decided, resolved",
+            }),
+        }
+    }
+}
+
+stored_as_text!(ConflictStatus);
 
 /// A conflict waiting for (or settled by) a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,9 +95,9 @@ pub struct Conflict {
     pub reason: String,
     /// When it was detected, microseconds since the Unix epoch.
     pub detected_at_us: i64,
-    /// `open` (waiting), `decided` (a person chose; the sync applies it
-    /// next), `resolved` (applied to both sides).
-    pub status: String,
+    /// Open (waiting), decided (a person chose; the sync applies it next),
+    /// or resolved (applied to both sides).
+    pub status: ConflictStatus,
     /// `left`, `right` or `merged`, once decided.
     pub decision: Option<String>,
     /// The merged version, for `merged`.
@@ -148,8 +200,8 @@ pub struct Decision {
 pub struct ConflictFilter {
     /// Only this pipeline.
     pub pipeline: Option<String>,
-    /// Only these statuses (`open`, `decided`, `resolved`); empty: all.
-    pub statuses: Vec<String>,
+    /// Only these statuses; empty: all.
+    pub statuses: Vec<ConflictStatus>,
     /// Only this key.
     pub key: Option<String>,
 }

@@ -72,8 +72,8 @@ use ferry_host::{
 };
 use ferry_manifest::{Detect, ForeignChange, Mode, Side, Strategy, Sync};
 use ferry_state::{
-    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, DeadLetter, NewConflict, RunStatus,
-    StateStore, SyncCommit, now_us,
+    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, ConflictStatus, DeadLetter, NewConflict,
+    RunStatus, StateStore, SyncCommit, now_us,
 };
 
 use crate::run::{RunOptions, RunReport, StateAudit};
@@ -302,7 +302,7 @@ impl Engine {
         let mut blocked = HashMap::new();
         for c in state.conflicts(&ConflictFilter {
             pipeline: Some(plan.name.clone()),
-            statuses: vec!["open".into(), "decided".into()],
+            statuses: vec![ConflictStatus::Open, ConflictStatus::Decided],
             key: None,
         })? {
             let hash = |v: &serde_json::Value| {
@@ -1102,7 +1102,7 @@ impl Engine {
     fn apply_decisions(&mut self) -> Result<(), PipelineError> {
         let decided = self.state.conflicts(&ConflictFilter {
             pipeline: Some(self.pipeline.clone()),
-            statuses: vec!["decided".into()],
+            statuses: vec![ConflictStatus::Decided],
             key: None,
         })?;
         if decided.is_empty() {

@@ -4,7 +4,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteState, insert_audit, insert_dead_letter};
-use crate::{AuditEvent, Conflict, ConflictFilter, Decision, StateError, SyncCommit, now_us};
+use crate::{
+    AuditEvent, Conflict, ConflictFilter, ConflictStatus, Decision, StateError, SyncCommit, now_us,
+};
 
 const CONFLICT_COLUMNS: &str = "id, pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us, status, decision, merged, decided_by, decided_at_us, resolved_at_us, decided_left, decided_right, reopened";
 
@@ -89,7 +91,7 @@ impl SqliteState {
             for q in &c.queue {
                 tx.prepare_cached(
                     "INSERT INTO conflicts (pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open')",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?
                 .execute(params![
                     c.pipeline,
@@ -99,30 +101,38 @@ impl SqliteState {
                     q.ancestor.to_string(),
                     q.strategy,
                     q.reason,
-                    now
+                    now,
+                    ConflictStatus::Open
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
             for (id, left, right) in &c.refresh {
                 tx.prepare_cached(
-                    "UPDATE conflicts SET left_version = ?2, right_version = ?3 WHERE id = ?1 AND status = 'open'",
+                    "UPDATE conflicts SET left_version = ?2, right_version = ?3 WHERE id = ?1 AND status = ?4",
                 )?
-                .execute(params![id, left.to_string(), right.to_string()])?;
+                .execute(params![id, left.to_string(), right.to_string(), ConflictStatus::Open])?;
             }
             for id in &c.resolved {
                 tx.prepare_cached(
-                    "UPDATE conflicts SET status = 'resolved', resolved_at_us = ?2 WHERE id = ?1",
+                    "UPDATE conflicts SET status = ?3, resolved_at_us = ?2 WHERE id = ?1",
                 )?
-                .execute(params![id, now])?;
+                .execute(params![id, now, ConflictStatus::Resolved])?;
             }
             for r in &c.reopen {
                 tx.prepare_cached(
-                    "UPDATE conflicts SET status = 'open', left_version = ?2, right_version = ?3, reopened = ?4,
+                    "UPDATE conflicts SET status = ?5, left_version = ?2, right_version = ?3, reopened = ?4,
                        decision = NULL, merged = NULL, decided_by = NULL, decided_at_us = NULL,
                        decided_left = NULL, decided_right = NULL
-                     WHERE id = ?1 AND status = 'decided'",
+                     WHERE id = ?1 AND status = ?6",
                 )?
-                .execute(params![r.id, r.left.to_string(), r.right.to_string(), r.note])?;
+                .execute(params![
+                    r.id,
+                    r.left.to_string(),
+                    r.right.to_string(),
+                    r.note,
+                    ConflictStatus::Open,
+                    ConflictStatus::Decided
+                ])?;
             }
             for event in &c.audit {
                 insert_audit(&tx, event)?;
@@ -145,7 +155,12 @@ impl SqliteState {
 
     pub(crate) fn conflicts_impl(&self, f: &ConflictFilter) -> Result<Vec<Conflict>, StateError> {
         let conn = self.lock();
-        let statuses = f.statuses.join(",");
+        let statuses = f
+            .statuses
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {CONFLICT_COLUMNS} FROM conflicts
@@ -183,9 +198,9 @@ impl SqliteState {
             .map_err(self.q("starting a conflict decision"))?;
         let changed = tx
             .execute(
-                "UPDATE conflicts SET status = 'decided', decision = ?2, merged = ?3, decided_by = ?4, decided_at_us = ?5,
+                "UPDATE conflicts SET status = ?8, decision = ?2, merged = ?3, decided_by = ?4, decided_at_us = ?5,
                    decided_left = ?6, decided_right = ?7, reopened = NULL
-                 WHERE id = ?1 AND status = 'open'",
+                 WHERE id = ?1 AND status = ?9",
                 params![
                     id,
                     d.decision,
@@ -193,7 +208,9 @@ impl SqliteState {
                     d.by,
                     now_us(),
                     d.left.to_string(),
-                    d.right.to_string()
+                    d.right.to_string(),
+                    ConflictStatus::Decided,
+                    ConflictStatus::Open
                 ],
             )
             .map_err(self.q("deciding a conflict"))?;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::time::rfc3339;
-use crate::{CONFLICT_CAPABILITY, NewConflict, Reopen};
+use crate::{CONFLICT_CAPABILITY, ConflictStatus, NewConflict, Reopen};
 
 /// A fresh database path in a temporary folder (kept while the folder lives).
 pub(super) fn temp() -> (tempfile::TempDir, PathBuf) {
@@ -167,10 +167,23 @@ fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), Stat
     assert_eq!(s.dead_letters(&DeadLetterFilter::default())?.len(), 1);
     assert_eq!(s.audit_events(Some("p"))?.len(), 1);
     let open = s.conflicts(&ConflictFilter {
-        statuses: vec!["open".into()],
+        statuses: vec![ConflictStatus::Open],
         ..ConflictFilter::default()
     })?;
     assert_eq!(open.len(), 1);
+    let status_sql = "SELECT status FROM conflicts WHERE id = ?1";
+    assert_eq!(stored(&path, status_sql, ids[0]), "open");
+    for (statuses, found) in [
+        (vec![ConflictStatus::Decided, ConflictStatus::Resolved], 0),
+        (vec![ConflictStatus::Resolved, ConflictStatus::Open], 1),
+        (vec![], 1),
+    ] {
+        let filter = ConflictFilter {
+            statuses,
+            ..ConflictFilter::default()
+        };
+        assert_eq!(s.conflicts(&filter)?.len(), found, "{filter:?}");
+    }
     assert_eq!(open[0].left["fields"]["n"]["int"], 1);
     // Forgetting a key, refreshing the queued versions, deciding.
     s.commit_sync(&SyncCommit {
@@ -210,6 +223,7 @@ fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), Stat
         ),
         ("decided", Some("left"), Some("ann"))
     );
+    assert_eq!(stored(&path, status_sql, ids[0]), "decided");
     assert_eq!(
         c.decided_left.as_ref(),
         Some(&seen.left),
@@ -249,7 +263,17 @@ fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), Stat
         ..SyncCommit::default()
     })?;
     let c = s.conflict(ids[0])?.expect("kept");
-    assert_eq!(c.status, "resolved");
+    assert_eq!(c.status, ConflictStatus::Resolved);
+    assert_eq!(stored(&path, status_sql, ids[0]), "resolved");
+    for status in [
+        ConflictStatus::Open,
+        ConflictStatus::Decided,
+        ConflictStatus::Resolved,
+    ] {
+        assert_eq!(status.as_str().parse::<ConflictStatus>()?, status);
+        assert_eq!(format!("{status:<9}|"), format!("{:<9}|", status.as_str()));
+    }
+    assert!("closed".parse::<ConflictStatus>().is_err());
     assert!(c.resolved_at_us.is_some());
     assert_eq!(
         s.audit_events(Some("p"))?.len(),

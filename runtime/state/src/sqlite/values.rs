@@ -3,16 +3,21 @@
 //! they were types, so no file needs a migration. A stored text ferry does
 //! not know fails its read with [`StateError::Unknown`](crate::StateError::Unknown).
 
+use std::borrow::Cow;
+
 use rusqlite::ToSql;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 
-use crate::{RunStatus, ScheduledOutcome};
+use crate::{ConflictStatus, RunStatus, ScheduledOutcome};
 
 macro_rules! sql_text {
     ($($t:ty),* $(,)?) => {$(
         impl ToSql for $t {
             fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.text().into_owned()))
+                Ok(match self.text() {
+                    Cow::Borrowed(text) => ToSqlOutput::from(text),
+                    Cow::Owned(text) => ToSqlOutput::from(text),
+                })
             }
         }
 
@@ -27,4 +32,4 @@ macro_rules! sql_text {
     )*};
 }
 
-sql_text!(RunStatus, ScheduledOutcome);
+sql_text!(RunStatus, ScheduledOutcome, ConflictStatus);
