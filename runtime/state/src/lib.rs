@@ -82,7 +82,7 @@ pub use model::{
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteState};
 pub use store::StateStore;
 pub use sync::{
-    CONFLICT_CAPABILITY, Conflict, ConflictFilter, ConflictStatus, Decision, NewConflict, Reopen,
-    SyncCommit,
+    CONFLICT_CAPABILITY, Choice, Conflict, ConflictFilter, ConflictStatus, Decision, NewConflict,
+    Reopen, SyncCommit,
 };
 pub use time::now_us;

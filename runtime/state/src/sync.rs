@@ -72,7 +72,52 @@ impl FromStr for ConflictStatus {
     }
 }
 
-stored_as_text!(ConflictStatus);
+/// Which version a person's decision on a conflict takes: stored as
+/// `left`, `right` or `merged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Choice {
+    /// The left side's version.
+    Left,
+    /// The right side's version.
+    Right,
+    /// A merged version the person gave.
+    Merged,
+}
+
+impl Choice {
+    /// The stored form: `left`, `right` or `merged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::Left => "left",
+            Choice::Right => "right",
+            Choice::Merged => "merged",
+        }
+    }
+
+    pub(crate) fn text(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.as_str())
+    }
+}
+
+impl FromStr for Choice {
+    type Err = StateError;
+
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        match s {
+            "left" => Ok(Choice::Left),
+            "right" => Ok(Choice::Right),
+            "merged" => Ok(Choice::Merged),
+            _ => Err(StateError::Unknown {
+                what: "conflict decision",
+                value: s.to_string(),
+                expected: "left, right, merged",
+            }),
+        }
+    }
+}
+
+stored_as_text!(ConflictStatus, Choice);
 
 /// A conflict waiting for (or settled by) a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,8 +143,8 @@ pub struct Conflict {
     /// Open (waiting), decided (a person chose; the sync applies it next),
     /// or resolved (applied to both sides).
     pub status: ConflictStatus,
-    /// `left`, `right` or `merged`, once decided.
-    pub decision: Option<String>,
+    /// The version the decision takes, once decided.
+    pub decision: Option<Choice>,
     /// The merged version, for `merged`.
     pub merged: Option<serde_json::Value>,
     /// Who decided.
@@ -181,8 +226,8 @@ pub struct SyncCommit {
 /// A person's decision on a queued conflict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    /// `left`, `right` or `merged`.
-    pub decision: String,
+    /// The version it takes.
+    pub decision: Choice,
     /// The merged version, for `merged`.
     pub merged: Option<serde_json::Value>,
     /// The left version the decision was made on: the queued one `resolve`

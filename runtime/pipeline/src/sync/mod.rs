@@ -72,8 +72,8 @@ use ferry_host::{
 };
 use ferry_manifest::{Detect, ForeignChange, Mode, Side, Strategy, Sync};
 use ferry_state::{
-    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, ConflictStatus, DeadLetter, NewConflict,
-    RunStatus, StateStore, SyncCommit, now_us,
+    AuditEvent, CONFLICT_CAPABILITY, Choice, ConflictFilter, ConflictStatus, DeadLetter,
+    NewConflict, RunStatus, StateStore, SyncCommit, now_us,
 };
 
 use crate::run::{RunOptions, RunReport, StateAudit};
@@ -1126,9 +1126,9 @@ impl Engine {
                 tracing::error!(pipeline = %self.pipeline, id = c.id, "conflict {} has unreadable versions; resolve it again", c.id);
                 continue;
             };
-            let chosen = match c.decision.as_deref() {
-                Some("left") => Some(on_l.clone()),
-                Some("right") => Some(on_r.clone()),
+            let chosen = match c.decision {
+                Some(Choice::Left) => Some(on_l.clone()),
+                Some(Choice::Right) => Some(on_r.clone()),
                 _ => c.merged.as_ref().and_then(Version::from_stored),
             };
             let Some(version) = chosen else {
@@ -1146,7 +1146,7 @@ impl Engine {
             })
             .map(|(side, ..)| side)
             .collect();
-            let decision = c.decision.clone().unwrap_or_default();
+            let decision = c.decision.map(Choice::as_str).unwrap_or_default();
             let by = c.decided_by.clone().unwrap_or_else(|| "?".to_string());
             let decided_at = c.decided_at_us.map(ferry_host::batch::rfc3339_micros);
             if !changed.is_empty() {

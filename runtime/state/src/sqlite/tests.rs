@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::time::rfc3339;
-use crate::{CONFLICT_CAPABILITY, ConflictStatus, NewConflict, Reopen};
+use crate::{CONFLICT_CAPABILITY, Choice, ConflictStatus, NewConflict, Reopen};
 
 /// A fresh database path in a temporary folder (kept while the folder lives).
 pub(super) fn temp() -> (tempfile::TempDir, PathBuf) {
@@ -202,27 +202,29 @@ fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), Stat
         serde_json::json!({"fields": {}})
     );
     let seen = s.conflict(ids[0])?.expect("kept");
-    let decision = |take: &str, by: &str| Decision {
-        decision: take.into(),
+    let decision = |take: Choice, by: &str| Decision {
+        decision: take,
         merged: None,
         left: seen.left.clone(),
         right: seen.right.clone(),
         by: by.into(),
     };
-    assert!(s.decide_conflict(ids[0], &decision("left", "ann"), &conflict_event("3"))?);
+    assert!(s.decide_conflict(ids[0], &decision(Choice::Left, "ann"), &conflict_event("3"))?);
     assert!(
-        !s.decide_conflict(ids[0], &decision("right", "bob"), &conflict_event("3"))?,
+        !s.decide_conflict(
+            ids[0],
+            &decision(Choice::Right, "bob"),
+            &conflict_event("3")
+        )?,
         "decided once"
     );
     let c = s.conflict(ids[0])?.expect("kept");
     assert_eq!(
-        (
-            c.status.as_str(),
-            c.decision.as_deref(),
-            c.decided_by.as_deref()
-        ),
-        ("decided", Some("left"), Some("ann"))
+        (c.status.as_str(), c.decision, c.decided_by.as_deref()),
+        ("decided", Some(Choice::Left), Some("ann"))
     );
+    let decision_sql = "SELECT decision FROM conflicts WHERE id = ?1";
+    assert_eq!(stored(&path, decision_sql, ids[0]), "left");
     assert_eq!(stored(&path, status_sql, ids[0]), "decided");
     assert_eq!(
         c.decided_left.as_ref(),
@@ -255,7 +257,7 @@ fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), Stat
         ("open", None, None, None, now)
     );
     assert_eq!(c.reopened.as_deref(), Some("the left side changed"));
-    assert!(s.decide_conflict(ids[0], &decision("left", "ann"), &conflict_event("3"))?);
+    assert!(s.decide_conflict(ids[0], &decision(Choice::Left, "ann"), &conflict_event("3"))?);
     assert_eq!(s.conflict(ids[0])?.expect("kept").reopened, None);
     s.commit_sync(&SyncCommit {
         pipeline: "p".into(),
@@ -274,6 +276,15 @@ fn a_sync_commit_lands_whole_and_a_conflict_is_decided_once() -> Result<(), Stat
         assert_eq!(format!("{status:<9}|"), format!("{:<9}|", status.as_str()));
     }
     assert!("closed".parse::<ConflictStatus>().is_err());
+    for choice in [Choice::Left, Choice::Right, Choice::Merged] {
+        assert_eq!(choice.as_str().parse::<Choice>()?, choice);
+        assert_eq!(choice.to_string(), choice.as_str());
+        assert_eq!(
+            serde_json::json!(choice),
+            serde_json::json!(choice.as_str())
+        );
+    }
+    assert!("take-left".parse::<Choice>().is_err());
     assert!(c.resolved_at_us.is_some());
     assert_eq!(
         s.audit_events(Some("p"))?.len(),

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use rusqlite::ToSql;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 
-use crate::{ConflictStatus, RunStatus, ScheduledOutcome};
+use crate::{Choice, ConflictStatus, RunStatus, ScheduledOutcome};
 
 macro_rules! sql_text {
     ($($t:ty),* $(,)?) => {$(
@@ -32,4 +32,4 @@ macro_rules! sql_text {
     )*};
 }
 
-sql_text!(RunStatus, ScheduledOutcome, ConflictStatus);
+sql_text!(RunStatus, ScheduledOutcome, ConflictStatus, Choice);

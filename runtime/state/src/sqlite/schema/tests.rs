@@ -348,7 +348,7 @@ fn a_version_3_file_gets_the_decision_columns_and_keeps_its_conflicts() -> Resul
     assert_eq!(
         (
             c.status.as_str(),
-            c.decision.as_deref(),
+            c.decision.map(crate::Choice::as_str),
             &c.decided_left,
             &c.reopened
         ),
