@@ -89,14 +89,14 @@ pub enum StateError {
     /// A status (of a run, a scheduled run, a conflict) or a decision that
     /// is not one ferry knows: read from a file written by another program,
     /// or given by a caller.
-    #[error("unknown {what} `{value}`: ferry knows {expected}")]
+    #[error("unknown {what} `{value}`: ferry knows {}", expected.join(", "))]
     Unknown {
         /// What kind of value.
         what: &'static str,
         /// The value.
         value: String,
         /// The values ferry knows.
-        expected: &'static str,
+        expected: &'static [&'static str],
     },
     /// A stored value could not be decoded.
     #[error("state database {path}: {what}: {source}")]

@@ -60,6 +60,9 @@
 //! - `model`: the records the store keeps and is given ([`Accounting`],
 //!   [`DeadLetter`], [`RunRecord`], [`ScheduledRun`], [`AuditEvent`],
 //!   [`PipelineCommit`], ...), independent of any backend.
+//! - `status`: the statuses that cross crates ([`RunStatus`],
+//!   [`ScheduledOutcome`], [`ConflictStatus`], [`Choice`]), stored as the
+//!   text ferry always wrote.
 //! - `sync`: the records of two-way sync ([`Conflict`], [`SyncCommit`], ...).
 //! - `store`: the [`StateStore`] trait, the seam between the runtime and a
 //!   backend.
@@ -69,6 +72,7 @@
 mod error;
 mod model;
 mod sqlite;
+mod status;
 mod store;
 mod sync;
 mod time;
@@ -76,13 +80,12 @@ mod time;
 pub use error::StateError;
 pub use model::{
     Accounting, AuditEvent, DeadLetter, DeadLetterFilter, MAX_DETAIL_BYTES, PURGE_CAPABILITY,
-    PipelineCommit, REPLAY_CAPABILITY, Replayed, RunRecord, RunStatus, ScheduledOutcome,
-    ScheduledRun,
+    PipelineCommit, REPLAY_CAPABILITY, Replayed, RunRecord, ScheduledRun,
 };
 pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, SqliteState};
+pub use status::{Choice, ConflictStatus, RunStatus, ScheduledOutcome};
 pub use store::StateStore;
 pub use sync::{
-    CONFLICT_CAPABILITY, Choice, Conflict, ConflictFilter, ConflictStatus, Decision, NewConflict,
-    Reopen, SyncCommit,
+    CONFLICT_CAPABILITY, Conflict, ConflictFilter, Decision, NewConflict, Reopen, SyncCommit,
 };
 pub use time::now_us;

@@ -14,110 +14,13 @@
 //! These are the records only; the SQLite backend stores them in
 //! `sqlite/sync.rs`.
 
-use std::borrow::Cow;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::model::stored_as_text;
-use crate::{AuditEvent, DeadLetter, StateError};
+use crate::{AuditEvent, Choice, ConflictStatus, DeadLetter};
 
 /// The audit log's capability for a two-way sync conflict: detected,
 /// settled by a strategy, decided by a person, or applied.
 pub const CONFLICT_CAPABILITY: &str = "sync-conflict";
-
-/// Where a queued conflict stands: stored as `open`, `decided` or
-/// `resolved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum ConflictStatus {
-    /// Waiting for a person's decision (again, if a decision went stale).
-    Open,
-    /// A person chose; the sync applies it next, if both sides still hold
-    /// the versions it was made on.
-    Decided,
-    /// The decision was applied to both sides.
-    Resolved,
-}
-
-impl ConflictStatus {
-    /// The stored form: `open`, `decided` or `resolved`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictStatus::Open => "open",
-            ConflictStatus::Decided => "decided",
-            ConflictStatus::Resolved => "resolved",
-        }
-    }
-
-    pub(crate) fn text(&self) -> Cow<'static, str> {
-        Cow::Borrowed(self.as_str())
-    }
-}
-
-impl FromStr for ConflictStatus {
-    type Err = StateError;
-
-    fn from_str(s: &str) -> Result<Self, StateError> {
-        match s {
-            "open" => Ok(ConflictStatus::Open),
-            "decided" => Ok(ConflictStatus::Decided),
-            "resolved" => Ok(ConflictStatus::Resolved),
-            _ => Err(StateError::Unknown {
-                what: "conflict status",
-                value: s.to_string(),
-                expected: "open, decided, resolved",
-            }),
-        }
-    }
-}
-
-/// Which version a person's decision on a conflict takes: stored as
-/// `left`, `right` or `merged`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub enum Choice {
-    /// The left side's version.
-    Left,
-    /// The right side's version.
-    Right,
-    /// A merged version the person gave.
-    Merged,
-}
-
-impl Choice {
-    /// The stored form: `left`, `right` or `merged`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Choice::Left => "left",
-            Choice::Right => "right",
-            Choice::Merged => "merged",
-        }
-    }
-
-    pub(crate) fn text(&self) -> Cow<'static, str> {
-        Cow::Borrowed(self.as_str())
-    }
-}
-
-impl FromStr for Choice {
-    type Err = StateError;
-
-    fn from_str(s: &str) -> Result<Self, StateError> {
-        match s {
-            "left" => Ok(Choice::Left),
-            "right" => Ok(Choice::Right),
-            "merged" => Ok(Choice::Merged),
-            _ => Err(StateError::Unknown {
-                what: "conflict decision",
-                value: s.to_string(),
-                expected: "left, right, merged",
-            }),
-        }
-    }
-}
-
-stored_as_text!(ConflictStatus, Choice);
 
 /// A conflict waiting for (or settled by) a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -90,10 +90,11 @@ impl SqliteState {
             }
             for q in &c.queue {
                 tx.prepare_cached(
-                    "INSERT INTO conflicts (pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us, status)
+                    "INSERT INTO conflicts (status, pipeline, key, left_version, right_version, ancestor, strategy, reason, detected_at_us)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?
                 .execute(params![
+                    ConflictStatus::Open,
                     c.pipeline,
                     q.key,
                     q.left.to_string(),
@@ -101,8 +102,7 @@ impl SqliteState {
                     q.ancestor.to_string(),
                     q.strategy,
                     q.reason,
-                    now,
-                    ConflictStatus::Open
+                    now
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }

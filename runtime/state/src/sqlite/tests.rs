@@ -826,5 +826,8 @@ fn run_statuses_and_outcomes_are_stored_as_the_text_ferry_always_wrote() {
         .run(run)
         .expect_err("an unknown status is refused")
         .to_string();
-    assert!(err.contains("unknown run status `paused`"), "{err}");
+    assert!(
+        err.contains("unknown run status `paused`: ferry knows running, finished, failed: <why>"),
+        "{err}"
+    );
 }
