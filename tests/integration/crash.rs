@@ -635,7 +635,7 @@ fn sigkill_at_random_moments_loses_nothing_doubles_nothing_and_corrupts_nothing(
     assert_eq!(sum, total, "{ctx}: the runs add up to the total");
     assert!(runs.len() <= kills + 1, "{ctx}: {} runs", runs.len());
     let final_run = runs.last().expect("runs");
-    assert_eq!(final_run.status, "finished", "{ctx}");
+    assert_eq!(final_run.status, ferry_state::RunStatus::Finished, "{ctx}");
     assert_eq!(final_run.accounting.read, rest, "{ctx}");
     assert!(
         state

@@ -100,7 +100,7 @@ fn records_fan_out_and_route_by_field_and_the_accounting_balances() {
         .expect("query")
         .expect("the run is recorded");
     assert_eq!(run.accounting, a);
-    assert_eq!(run.status, "finished");
+    assert_eq!(run.status, ferry_state::RunStatus::Finished);
     assert!(state.checkpoint("routed", "src").expect("query").is_some());
     let dl = s.dead_letters();
     assert_eq!(dl.len(), 10);

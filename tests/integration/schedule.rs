@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ferry_manifest::Schedule;
 use ferry_pipeline::{EndKind, ReloadChange, ReloadOutcome, Supervisor};
-use ferry_state::{Accounting, ScheduledRun, StateStore, now_us};
+use ferry_state::{Accounting, ScheduledOutcome, ScheduledRun, StateStore, now_us};
 
 use crate::support::{
     Sandbox, ferry, file_pipeline, interrupt, runtime, spawn_ferry, with_plugins,
@@ -171,8 +171,10 @@ fn each_tick_runs_once_and_picks_up_what_was_appended() {
     assert_eq!(writes.iter().filter(|w| **w == 1).count(), 1, "{runs:#?}");
     assert!(runs.iter().all(|r| r.schedule == "every 1s"));
     assert!(
-        runs.iter()
-            .all(|r| r.outcome == "finished" || r.outcome == "stopped"),
+        runs.iter().all(|r| matches!(
+            r.outcome,
+            ScheduledOutcome::Finished | ScheduledOutcome::Stopped
+        )),
         "{runs:#?}"
     );
     assert!(runs.iter().all(|r| r.run_id.is_some()), "{runs:#?}");
@@ -367,7 +369,7 @@ fn a_run_missed_while_ferry_was_down_runs_once_at_start_and_status_shows_it() {
             .finish_scheduled_run(
                 id,
                 past + 1_000_000,
-                "finished",
+                &ScheduledOutcome::Finished,
                 None,
                 &Accounting::default(),
             )

@@ -493,7 +493,7 @@ fn open_conflicts(s: &Sandbox) -> Vec<ferry_state::Conflict> {
     s.state()
         .conflicts(&ConflictFilter {
             pipeline: Some("customers".into()),
-            statuses: vec!["open".into()],
+            statuses: vec![ferry_state::ConflictStatus::Open],
             key: None,
         })
         .expect("conflicts")
@@ -731,10 +731,7 @@ fn a_decision_made_on_versions_a_side_changed_since_is_not_applied_but_reopened(
         "initech-billing-again"
     );
     for c in &open {
-        assert_eq!(
-            (c.decision.as_deref(), c.decided_left.as_ref()),
-            (None, None)
-        );
+        assert_eq!((c.decision, c.decided_left.as_ref()), (None, None));
         assert!(
             c.reopened
                 .as_deref()
@@ -1385,7 +1382,7 @@ fn decide_while_edits_land(
                 detail: serde_json::json!({"event": "decided", "key": c.key}).to_string(),
             };
             let decision = ferry_state::Decision {
-                decision: take.into(),
+                decision: take.parse().expect("left or right"),
                 merged: None,
                 left: c.left.clone(),
                 right: c.right.clone(),
@@ -1424,7 +1421,7 @@ fn decide_while_edits_land(
                 s.state()
                     .conflicts(&ConflictFilter {
                         pipeline: Some("customers".into()),
-                        statuses: vec!["decided".into()],
+                        statuses: vec![ferry_state::ConflictStatus::Decided],
                         key: None,
                     })
                     .expect("conflicts")

@@ -343,7 +343,13 @@ fn the_two_way_sync_example_settles_each_scenario_as_its_readme_says() {
             .expect("conflicts");
         let queue: Vec<(&str, &str, Option<&str>)> = conflicts
             .iter()
-            .map(|c| (c.key.as_str(), c.status.as_str(), c.decision.as_deref()))
+            .map(|c| {
+                (
+                    c.key.as_str(),
+                    c.status.as_str(),
+                    c.decision.map(ferry_state::Choice::as_str),
+                )
+            })
             .collect();
         match sc {
             "manual" => assert_eq!(

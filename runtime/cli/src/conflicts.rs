@@ -16,7 +16,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use ferry_pipeline::sync::record::Version;
 use ferry_state::{
-    AuditEvent, CONFLICT_CAPABILITY, Conflict, ConflictFilter, Decision, StateStore,
+    AuditEvent, CONFLICT_CAPABILITY, Choice, Conflict, ConflictFilter, ConflictStatus, Decision,
+    StateStore,
 };
 
 #[derive(Subcommand)]
@@ -76,12 +77,12 @@ pub(crate) enum Take {
     Merged,
 }
 
-impl Take {
-    fn as_str(self) -> &'static str {
-        match self {
-            Take::Left => "left",
-            Take::Right => "right",
-            Take::Merged => "merged",
+impl From<Take> for Choice {
+    fn from(take: Take) -> Choice {
+        match take {
+            Take::Left => Choice::Left,
+            Take::Right => Choice::Right,
+            Take::Merged => Choice::Merged,
         }
     }
 }
@@ -125,7 +126,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 statuses: if all {
                     Vec::new()
                 } else {
-                    vec!["open".into(), "decided".into()]
+                    vec![ConflictStatus::Open, ConflictStatus::Decided]
                 },
                 key: None,
             };
@@ -191,7 +192,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             if let Some(why) = &c.reopened {
                 println!("  reopened  {why}");
             }
-            if c.status == "open" {
+            if c.status == ConflictStatus::Open {
                 println!(
                     "  versions  as the sync last fetched them; a decision is applied only while both sides still hold them"
                 );
@@ -245,7 +246,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             by,
         } => {
             let (state, c) = find(path.as_deref(), id)?;
-            if c.status != "open" {
+            if c.status != ConflictStatus::Open {
                 bail!(
                     "conflict {id} is {} already{}",
                     c.status,
@@ -296,7 +297,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
                 "right": plain(&c.right),
                 "ancestor": plain(&c.ancestor),
                 "strategy": c.strategy,
-                "outcome": take.as_str(),
+                "outcome": Choice::from(take).as_str(),
                 "result": result,
                 "decided_by": decided_by,
                 "at": ferry_host::batch::rfc3339_micros(ferry_state::now_us()),
@@ -315,7 +316,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             // ones `show` prints and the audit event holds): the sync applies
             // it only while both sides still hold them.
             let decision = Decision {
-                decision: take.as_str().to_string(),
+                decision: take.into(),
                 merged: merged_stored,
                 left: c.left.clone(),
                 right: c.right.clone(),
@@ -327,7 +328,7 @@ pub(crate) fn conflicts(command: ConflictsCommand) -> Result<ExitCode> {
             println!(
                 "conflict {id} (key {}): take {}; the sync writes it to both sides on its next pass (a running `ferry run` picks it up; otherwise the next run does) if both still hold the versions `ferry conflicts show {id}` printed; if either changed since, nothing is written and the conflict waits again with the current versions",
                 c.key,
-                take.as_str()
+                Choice::from(take)
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -393,7 +393,7 @@ fn status(path: &Path, json: bool) -> Result<ExitCode> {
                 state
                     .conflicts(&ferry_state::ConflictFilter {
                         pipeline: Some(name.clone()),
-                        statuses: vec!["open".into()],
+                        statuses: vec![ferry_state::ConflictStatus::Open],
                         key: None,
                     })?
                     .len(),

@@ -10,7 +10,7 @@ use ferry_host::batch::rfc3339_micros;
 use ferry_manifest::{Manifest, Schedule};
 use ferry_pipeline::NextRun;
 use ferry_pipeline::schedule::{human_wait, when};
-use ferry_state::{ScheduledRun, SqliteState, StateStore, now_us};
+use ferry_state::{ScheduledOutcome, ScheduledRun, SqliteState, StateStore, now_us};
 use serde_json::{Value, json};
 
 use crate::plural;
@@ -67,10 +67,9 @@ impl ScheduleStatus {
     /// run` serves the pipeline (otherwise ferry stopped during it).
     fn running(&self) -> bool {
         self.served
-            && self
-                .last
-                .as_ref()
-                .is_some_and(|l| l.finished_at_us.is_none() && l.outcome == "running")
+            && self.last.as_ref().is_some_and(|l| {
+                l.finished_at_us.is_none() && l.outcome == ScheduledOutcome::Running
+            })
     }
 
     /// The lines of `ferry status`, indented as its others.
@@ -141,9 +140,9 @@ impl ScheduleStatus {
         let last = self.last.as_ref().map(|l| {
             let a = &l.accounting;
             let outcome = if l.finished_at_us.is_none() && !self.running() {
-                "interrupted"
+                ScheduledOutcome::Interrupted.to_string()
             } else {
-                l.outcome.as_str()
+                l.outcome.to_string()
             };
             json!({
                 "id": l.id,

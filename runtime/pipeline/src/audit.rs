@@ -349,11 +349,11 @@ mod tests {
             purge_dead_letters(filter: &ferry_state::DeadLetterFilter, by: &str) -> Result<Vec<ferry_state::DeadLetter>, ferry_state::StateError>;
             dead_letter(id: i64) -> Result<Option<ferry_state::DeadLetter>, ferry_state::StateError>;
             start_run(pipeline: &str) -> Result<i64, ferry_state::StateError>;
-            finish_run(run: i64, status: &str) -> Result<(), ferry_state::StateError>;
+            finish_run(run: i64, status: &ferry_state::RunStatus) -> Result<(), ferry_state::StateError>;
             run(run: i64) -> Result<Option<ferry_state::RunRecord>, ferry_state::StateError>;
             total_accounting(pipeline: &str) -> Result<ferry_state::Accounting, ferry_state::StateError>;
             start_scheduled_run(pipeline: &str, schedule: &str, due_at_us: i64, missed: u64, started_at_us: i64) -> Result<i64, ferry_state::StateError>;
-            finish_scheduled_run(id: i64, finished_at_us: i64, outcome: &str, run: Option<i64>, accounting: &ferry_state::Accounting) -> Result<(), ferry_state::StateError>;
+            finish_scheduled_run(id: i64, finished_at_us: i64, outcome: &ferry_state::ScheduledOutcome, run: Option<i64>, accounting: &ferry_state::Accounting) -> Result<(), ferry_state::StateError>;
             scheduled_runs(pipeline: &str, limit: usize) -> Result<Vec<ferry_state::ScheduledRun>, ferry_state::StateError>;
             record_audit(event: &AuditEvent) -> Result<(), ferry_state::StateError>;
             audit_events(pipeline: Option<&str>) -> Result<Vec<AuditEvent>, ferry_state::StateError>;

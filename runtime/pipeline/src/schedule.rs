@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ferry_manifest::Schedule;
-use ferry_state::{Accounting, ScheduledRun, StateStore, now_us};
+use ferry_state::{Accounting, ScheduledOutcome, ScheduledRun, StateStore, now_us};
 use tokio::sync::mpsc;
 
 use crate::PipelineError;
@@ -322,18 +322,26 @@ impl ScheduleLoop {
         let (outcome, run_id, accounting) = match &mut result {
             Ok(report) => {
                 report.rebuilds = report.rebuilds.saturating_sub(rebuilds_before);
-                let outcome = if stopped { "stopped" } else { "finished" };
-                (outcome.to_string(), Some(report.run_id), report.accounting)
+                let outcome = if stopped {
+                    ScheduledOutcome::Stopped
+                } else {
+                    ScheduledOutcome::Finished
+                };
+                (outcome, Some(report.run_id), report.accounting)
             }
             Err(PipelineError::Failed { report, error }) => {
                 report.rebuilds = report.rebuilds.saturating_sub(rebuilds_before);
                 (
-                    format!("failed: {error}"),
+                    ScheduledOutcome::Failed(error.to_string()),
                     Some(report.run_id),
                     report.accounting,
                 )
             }
-            Err(e) => (format!("failed: {e}"), None, Accounting::default()),
+            Err(e) => (
+                ScheduledOutcome::Failed(e.to_string()),
+                None,
+                Accounting::default(),
+            ),
         };
         let report = match &result {
             Ok(report) => Some(report.clone()),
@@ -397,7 +405,7 @@ mod tests {
             finished_at_us: Some(started_at_us + 1),
             run_id: Some(1),
             accounting: Accounting::default(),
-            outcome: "finished".into(),
+            outcome: ScheduledOutcome::Finished,
         }
     }
 

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use ferry_host::batch::BatchExt;
 use ferry_host::{Batch, MapperInstance, SinkInstance, SourceInstance, ValidatorInstance};
 use ferry_manifest::PluginKind;
-use ferry_state::{Accounting, StateStore};
+use ferry_state::{Accounting, RunStatus, StateStore};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -531,8 +531,8 @@ pub async fn run_controlled(
     // suppressed denials: write every denial before the run ends.
     tokio::task::block_in_place(|| audit.flush());
     let status = match &failure {
-        None => "finished".to_string(),
-        Some(e) => format!("failed: {e}"),
+        None => RunStatus::Finished,
+        Some(e) => RunStatus::Failed(e.to_string()),
     };
     state.finish_run(run_id, &status)?;
     let report = RunReport {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use ferry_host::CallError;
 use ferry_host::batch::BatchExt;
 use ferry_manifest::{ForeignChange, Side, Strategy};
-use ferry_state::{ConflictFilter, DeadLetter, NewConflict, now_us};
+use ferry_state::{Choice, ConflictFilter, ConflictStatus, DeadLetter, NewConflict, now_us};
 
 use crate::PipelineError;
 
@@ -443,7 +443,7 @@ impl Engine {
     pub(super) fn apply_decisions(&mut self) -> Result<(), PipelineError> {
         let decided = self.state.conflicts(&ConflictFilter {
             pipeline: Some(self.pipeline.clone()),
-            statuses: vec!["decided".into()],
+            statuses: vec![ConflictStatus::Decided],
             key: None,
         })?;
         if decided.is_empty() {
@@ -467,9 +467,9 @@ impl Engine {
                 tracing::error!(pipeline = %self.pipeline, id = c.id, "conflict {} has unreadable versions; resolve it again", c.id);
                 continue;
             };
-            let chosen = match c.decision.as_deref() {
-                Some("left") => Some(on_l.clone()),
-                Some("right") => Some(on_r.clone()),
+            let chosen = match c.decision {
+                Some(Choice::Left) => Some(on_l.clone()),
+                Some(Choice::Right) => Some(on_r.clone()),
                 _ => c.merged.as_ref().and_then(Version::from_stored),
             };
             let Some(version) = chosen else {
@@ -487,7 +487,7 @@ impl Engine {
             })
             .map(|(side, ..)| side)
             .collect();
-            let decision = c.decision.clone().unwrap_or_default();
+            let decision = c.decision.map(Choice::as_str).unwrap_or_default();
             let by = c.decided_by.clone().unwrap_or_else(|| "?".to_string());
             let decided_at = c.decided_at_us.map(ferry_host::batch::rfc3339_micros);
             if !changed.is_empty() {

@@ -13,7 +13,8 @@ use ferry_host::{
 };
 use ferry_manifest::{Detect, Mode, Side, Strategy};
 use ferry_state::{
-    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, DeadLetter, StateStore, SyncCommit,
+    AuditEvent, CONFLICT_CAPABILITY, ConflictFilter, ConflictStatus, DeadLetter, StateStore,
+    SyncCommit,
 };
 
 use crate::run::{RunOptions, StateAudit};
@@ -107,7 +108,7 @@ impl Engine {
         let mut blocked = HashMap::new();
         for c in state.conflicts(&ConflictFilter {
             pipeline: Some(plan.name.clone()),
-            statuses: vec!["open".into(), "decided".into()],
+            statuses: vec![ConflictStatus::Open, ConflictStatus::Decided],
             key: None,
         })? {
             let hash = |v: &serde_json::Value| {

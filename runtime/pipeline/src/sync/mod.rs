@@ -71,7 +71,7 @@ use std::time::{Duration, Instant};
 
 use ferry_host::{ResolverInstance, SinkInstance, SourceInstance, ValidatorInstance};
 use ferry_manifest::SyncSpec;
-use ferry_state::{AuditEvent, DeadLetter, NewConflict, StateStore};
+use ferry_state::{AuditEvent, DeadLetter, NewConflict, RunStatus, StateStore};
 
 use crate::run::{RunOptions, RunReport};
 use crate::{PipelineError, Plan};
@@ -190,11 +190,11 @@ pub async fn run(
     let engine = match result.and_then(|r| r) {
         Ok(e) => e,
         Err(e) => {
-            let _ = state.finish_run(run_id, &format!("failed: {e}"));
+            let _ = state.finish_run(run_id, &RunStatus::Failed(e.to_string()));
             return Err(e);
         }
     };
-    state.finish_run(run_id, "finished")?;
+    state.finish_run(run_id, &RunStatus::Finished)?;
     let accounting = engine.totals;
     tracing::info!(pipeline = %engine.pipeline, "{}", engine.stats);
     Ok(RunReport {
