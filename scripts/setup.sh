@@ -13,7 +13,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 # PostgreSQL: the SQL tests start a server of their own (initdb, pg_ctl,
-# psql; tests/integration/support/pg.rs), found by the same rules as there:
+# psql; tests/src/pg.rs), found by the same rules as there:
 # $FERRY_PG_BIN, `pg_config --bindir`, the highest /usr/lib/postgresql/<v>/bin,
 # then PATH. Their TLS test makes certificates with the openssl CLI.
 pg_found() {

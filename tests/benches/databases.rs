@@ -16,9 +16,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // a benchmark fails loudly
 
-#[path = "../integration/support/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+use ferry_tests::pg;
 
 use std::path::PathBuf;
 use std::process::Command;

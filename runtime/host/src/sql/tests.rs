@@ -1,6 +1,6 @@
 //! The backend without a server: SQLite end to end on a temp file, and the
 //! public types. PostgreSQL is tested against a real server in
-//! tests/integration/sql.rs.
+//! runtime/cli/tests/integration/sql.rs.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

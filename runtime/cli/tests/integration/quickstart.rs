@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::support::{ferry, read_jsonl};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    crate::support::repo_root()
 }
 
 /// A copy of examples/quickstart in a temp folder, with the plugin paths

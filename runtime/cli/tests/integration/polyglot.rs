@@ -15,7 +15,6 @@
 //! from the cache too.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -30,9 +29,7 @@ const GRANTS: &str = "memory_mb = 128, timeout_ms = 10000";
 /// The path of `plugins/dist/<name>.wasm`, compiled into the shared cache
 /// once (the first test to ask compiles it; the others wait for it).
 fn dist(name: &str) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new(".."));
+    let root = crate::support::repo_root();
     let path = root.join("plugins/dist").join(format!("{name}.wasm"));
     assert!(
         path.is_file(),

@@ -1,14 +1,12 @@
 //! `ferry audit` and the plan-time check of imports against grants.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 use crate::support::{Sandbox, ferry};
 
 #[test]
 fn audit_shows_each_plugins_digest_grants_and_imports() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = crate::support::repo_root();
     let out = ferry(
         &["audit", "examples/quickstart/pipeline.toml", "--json"],
         &repo,

@@ -2,7 +2,7 @@
 //! host-call argument over `max_output_mb`, and a call blocked in the host
 //! past `timeout_ms`.
 //!
-//! Each test runs the `ferry` binary (built by `cargo build -p ferry-cli`)
+//! Each test runs the `ferry` binary (cargo builds it for the tests)
 //! on a scratch pipeline `file -> hostile mapper -> file`, waits for it with
 //! a bound (a run still going after it is killed and the test fails, so a
 //! regression fails instead of hanging the suite), samples its peak RSS

@@ -1,7 +1,7 @@
 //! A scratch folder with a manifest, input files and an output folder, and
 //! ways to run its pipeline and read what came out.
 
-pub mod pg;
+pub use ferry_tests::pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +13,11 @@ use ferry_pipeline::{PipelineError, RunOptions, RunReport};
 use ferry_state::{DeadLetter, DeadLetterFilter, SqliteState, StateStore};
 
 pub use ferry_tests::plugins;
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 /// One runtime for the whole test binary, with its own compile cache.
 pub fn runtime() -> &'static Runtime {
@@ -136,19 +141,10 @@ pub fn with_plugins(text: &str) -> String {
         .replace("{TAGGER_V2}", plugins::TEST_TAGGER_V2)
 }
 
-/// The `ferry` binary built by `cargo build -p ferry-cli` (scripts/test.sh
-/// builds it before the tests).
+/// The `ferry` binary of this crate: cargo builds it before it runs the
+/// tests, so a test never drives a stale one.
 pub fn ferry_bin() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug/ferry");
-    anyhow::ensure!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p ferry-cli` (scripts/test.sh does)",
-        bin.display()
-    );
-    Ok(bin)
+    Ok(PathBuf::from(env!("CARGO_BIN_EXE_ferry")))
 }
 
 pub struct Output {

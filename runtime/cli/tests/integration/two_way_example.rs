@@ -13,7 +13,7 @@ use ferry_state::{CONFLICT_CAPABILITY, ConflictFilter, SqliteState, StateStore};
 use crate::support::{Sandbox, ferry, ferry_bin, plugins};
 
 fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/two-way-sync")
+    crate::support::repo_root().join("examples/two-way-sync")
 }
 
 /// Copies the example's shipped files (not what run.sh leaves behind:

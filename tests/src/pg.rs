@@ -17,6 +17,9 @@
 //!   then stops the server (`pg_ctl stop -m immediate`) and removes the
 //!   folder. Servers from [`Postgres::start_with`] are also stopped on drop.
 
+// Test support: a server that cannot start fails the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;

@@ -6,7 +6,6 @@
 //! a replay commits the sink's length too.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use ferry_state::StateStore;
 
@@ -184,8 +183,7 @@ pub mod tokens {
     /// writes at least once, and no token is stored for it.
     #[test]
     fn a_sink_built_before_commit_tokens_keeps_loading_and_working() {
-        let old =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0.1.3/file.wasm");
+        let old = crate::support::repo_root().join("tests/fixtures/contract-0.1.3/file.wasm");
         let component =
             ferry_host::Component::load(crate::support::runtime(), &old).expect("loads");
         assert!(

@@ -73,8 +73,7 @@ fn an_instance_for_the_wrong_world_is_refused() {
 /// pipeline: the contract's releases of one line only add.
 #[test]
 fn a_plugin_built_against_an_older_contract_keeps_working() {
-    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/contract-0.1.0/passthrough.wasm");
+    let old = crate::support::repo_root().join("tests/fixtures/contract-0.1.0/passthrough.wasm");
     let component = Component::load(crate::support::runtime(), &old).expect("loads");
     let info = component.info();
     assert!(

@@ -10,7 +10,7 @@ use crate::support::pg;
 use crate::support::{Sandbox, ferry, spawn_ferry};
 
 fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/cdc-to-warehouse")
+    crate::support::repo_root().join("examples/cdc-to-warehouse")
 }
 
 /// The example's manifest, pointed at the test server's database `db` and
