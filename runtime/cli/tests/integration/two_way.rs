@@ -1765,50 +1765,55 @@ fn a_field_cleared_on_one_side_is_cleared_on_the_other_and_stays_so() {
     assert_eq!((null(&left), null(&right)), (1, 1));
 }
 
-#[test]
-fn a_failing_resolver_leaves_its_conflicts_to_a_person_and_a_passing_failure_is_retried() {
-    for (config, queued) in [
-        // Fatal on key 2: the whole call fails, both conflicts wait.
-        ("fatal_keys = [\"2\"]", true),
-        // Retryable twice on key 2: the third call decides (take left).
-        ("retryable_keys = [\"2\"], retryable_times = 2", false),
-    ] {
-        let s = Sandbox::new();
-        let (left, right) = stores(&s);
-        manifest(
-            &s,
-            "once",
-            "strategy = \"resolver\"\nresolver = \"faulty\"",
-            &format!(
-                "[plugins.faulty]\nkind = \"resolver\"\nwasm = \"{}\"\nconfig = {{ {config} }}\n",
-                plugins::TEST_FAULTY_RESOLVER
-            ),
-        );
-        for id in 1..=2 {
-            left.upsert(id, &row(&format!("c{id}"), 100, 10));
-        }
-        once(&s);
-        for id in 1..=2 {
-            left.upsert(id, &row(&format!("c{id}-left"), 100, 20));
-            right.upsert(id, &row(&format!("c{id}-right"), 100, 30));
-        }
-        let sync = once(&s).sync.expect("the sync goes on");
-        assert_eq!(sync.conflicts, 2, "{config}");
-        let open = open_conflicts(&s);
-        if queued {
-            assert_eq!(sync.queued, 2);
-            assert_eq!(open.len(), 2);
-            assert!(
-                open[0].reason.contains("resolver `faulty` failed")
-                    && open[0].reason.contains("fatal on purpose"),
-                "{}",
-                open[0].reason
+/// The `test-faulty-resolver` plugin: a resolver that fails on purpose.
+pub mod faulty_resolver {
+    use super::*;
+
+    #[test]
+    fn a_failing_resolver_leaves_its_conflicts_to_a_person_and_a_passing_failure_is_retried() {
+        for (config, queued) in [
+            // Fatal on key 2: the whole call fails, both conflicts wait.
+            ("fatal_keys = [\"2\"]", true),
+            // Retryable twice on key 2: the third call decides (take left).
+            ("retryable_keys = [\"2\"], retryable_times = 2", false),
+        ] {
+            let s = Sandbox::new();
+            let (left, right) = stores(&s);
+            manifest(
+                &s,
+                "once",
+                "strategy = \"resolver\"\nresolver = \"faulty\"",
+                &format!(
+                    "[plugins.faulty]\nkind = \"resolver\"\nwasm = \"{}\"\nconfig = {{ {config} }}\n",
+                    plugins::TEST_FAULTY_RESOLVER
+                ),
             );
-            assert_eq!(right.rows()[&1].0, "c1-right", "nothing decided");
-        } else {
-            assert!(open.is_empty(), "{open:#?}");
-            assert_eq!(left.rows(), right.rows());
-            assert_eq!(right.rows()[&2].0, "c2-left");
+            for id in 1..=2 {
+                left.upsert(id, &row(&format!("c{id}"), 100, 10));
+            }
+            once(&s);
+            for id in 1..=2 {
+                left.upsert(id, &row(&format!("c{id}-left"), 100, 20));
+                right.upsert(id, &row(&format!("c{id}-right"), 100, 30));
+            }
+            let sync = once(&s).sync.expect("the sync goes on");
+            assert_eq!(sync.conflicts, 2, "{config}");
+            let open = open_conflicts(&s);
+            if queued {
+                assert_eq!(sync.queued, 2);
+                assert_eq!(open.len(), 2);
+                assert!(
+                    open[0].reason.contains("resolver `faulty` failed")
+                        && open[0].reason.contains("fatal on purpose"),
+                    "{}",
+                    open[0].reason
+                );
+                assert_eq!(right.rows()[&1].0, "c1-right", "nothing decided");
+            } else {
+                assert!(open.is_empty(), "{open:#?}");
+                assert_eq!(left.rows(), right.rows());
+                assert_eq!(right.rows()[&2].0, "c2-left");
+            }
         }
     }
 }
