@@ -1,0 +1,58 @@
+//! Replays every committed fuzz corpus (`fuzz/corpus/<target>/`) and the
+//! inputs that once crashed a target (`fuzz/regressions/<target>/`) through
+//! the target's body on stable: a regression fails here, in seconds,
+//! without libFuzzer.
+
+use std::path::Path;
+
+/// The files in `dir`, sorted; `required`: the folder must hold some.
+fn inputs(dir: &Path, required: bool) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(list) => list.map(|e| e.expect("corpus entry").path()).collect(),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    entries.sort();
+    assert!(!required || !entries.is_empty(), "{} is empty", dir.display());
+    entries
+}
+
+fn replay(name: &str) {
+    let Some((_, body)) = ferry_fuzz::TARGETS.iter().find(|(n, _)| *n == name) else {
+        panic!("no fuzz target {name}");
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(name);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty(), "corpus {} is empty", dir.display());
+    for path in entries {
+        let data = std::fs::read(&path).expect("read corpus entry");
+        let outcome = std::panic::catch_unwind(|| body(&data));
+        assert!(
+            outcome.is_ok(),
+            "target {name}: {} fails (see scripts/fuzz.sh)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn manifest_corpus() {
+    replay("manifest");
+}
+
+#[test]
+fn batch_corpus() {
+    replay("batch");
+}
+
+#[test]
+fn every_target_has_a_replay_test() {
+    let names: Vec<&str> = ferry_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["manifest", "batch"]);
+}
