@@ -140,9 +140,55 @@ pub fn json_fault(bytes: &[u8]) -> Option<String> {
         ));
     }
     match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        // Skipping a string, serde_json checks each `\u` escape's four hex
+        // digits but not that surrogates come in pairs; a lone one is not
+        // interoperable JSON (serde_json refuses it when it reads the string,
+        // PostgreSQL's jsonb too), so it is refused here.
+        Ok(_) if bytes.contains(&b'\\') && has_lone_surrogate(bytes) => {
+            Some("is not valid JSON (a \\u escape is half of a UTF-16 surrogate pair)".to_string())
+        }
         Ok(_) => None,
         Err(e) => Some(format!("is not valid JSON ({e})")),
     }
+}
+
+/// Whether a string of `bytes` (text serde_json accepted as JSON, so its
+/// escapes are well formed) holds a `\u` escape of a UTF-16 surrogate
+/// without its other half.
+fn has_lone_surrogate(bytes: &[u8]) -> bool {
+    let escape = |at: usize| -> Option<u16> {
+        let digits = bytes.get(at..at + 6)?;
+        if !digits.starts_with(b"\\u") {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(digits.get(2..)?).ok()?, 16).ok()
+    };
+    let (mut i, mut in_string) = (0, false);
+    while let Some(&b) = bytes.get(i) {
+        if !in_string {
+            in_string = b == b'"';
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = false;
+                i += 1;
+            }
+            b'\\' => match escape(i) {
+                Some(0xD800..=0xDBFF) => match escape(i + 6) {
+                    Some(0xDC00..=0xDFFF) => i += 12,
+                    _ => return true,
+                },
+                Some(0xDC00..=0xDFFF) => return true,
+                Some(_) => i += 6,
+                // Another escape: the backslash and the character after it.
+                None => i += 2,
+            },
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// Whether arrays and objects nest deeper than `max` in `bytes`, counting
@@ -706,6 +752,24 @@ mod tests {
         assert!(fault("").contains("EOF"), "{}", fault(""));
         assert!(fault("[1,]").starts_with("is not valid JSON"));
         assert!(fault("NaN").starts_with("is not valid JSON"));
+        // Lone UTF-16 surrogates (found by fuzzing: serde_json skips them
+        // but refuses them when reading the string back).
+        for lone in [
+            r#""\ud800""#,
+            r#""\udc00\ud800""#,
+            r#"{"a":["x\ud83dy"]}"#,
+            r#"["\\", "\udfff"]"#,
+        ] {
+            assert!(fault(lone).contains("surrogate"), "{lone}: {}", fault(lone));
+            assert!(serde_json::from_str::<serde_json::Value>(lone).is_err());
+        }
+        for paired in [
+            r#""\ud83d\ude00""#,
+            r#""\\ud800""#,
+            r#"{"\u00e9":"\\\\ud800"}"#,
+        ] {
+            assert_eq!(json_fault(paired.as_bytes()), None, "{paired}");
+        }
         assert_eq!(
             json_fault(&[b'"', 0xff, b'"']).map(|f| f.starts_with("is not UTF-8")),
             Some(true)
