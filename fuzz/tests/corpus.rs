@@ -3,6 +3,9 @@
 //! the target's body on stable: a regression fails here, in seconds,
 //! without libFuzzer.
 
+// A test harness: a failure is a panic, in helpers too.
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 /// The files in `dir`, sorted; `required`: the folder must hold some.
@@ -13,7 +16,11 @@ fn inputs(dir: &Path, required: bool) -> Vec<std::path::PathBuf> {
         Err(e) => panic!("{}: {e}", dir.display()),
     };
     entries.sort();
-    assert!(!required || !entries.is_empty(), "{} is empty", dir.display());
+    assert!(
+        !required || !entries.is_empty(),
+        "{} is empty",
+        dir.display()
+    );
     entries
 }
 
