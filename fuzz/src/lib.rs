@@ -15,7 +15,10 @@ use ferry_batch::{Batch, BatchExt, Column, Op, Texts, Values, check_rows, json_f
 
 /// The fuzz targets, by name: the name is the cargo-fuzz binary and the
 /// corpus folder `fuzz/corpus/<name>/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("manifest", manifest), ("batch", batch)];
+pub const TARGETS: &[(&str, Body)] = &[("manifest", manifest), ("batch", batch)];
+
+/// A target's body: it returns normally for every input.
+pub type Body = fn(&[u8]);
 
 /// The manifest parser: any text is a [`ferry_manifest::Manifest`] or an
 /// error whose every diagnostic points into the text, at the line and

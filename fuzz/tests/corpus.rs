@@ -28,15 +28,11 @@ fn replay(name: &str) {
     let Some((_, body)) = ferry_fuzz::TARGETS.iter().find(|(n, _)| *n == name) else {
         panic!("no fuzz target {name}");
     };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
-        .map(|e| e.expect("corpus entry").path())
-        .collect();
-    entries.sort();
-    assert!(!entries.is_empty(), "corpus {} is empty", dir.display());
+    let home = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let entries = inputs(&home.join("corpus").join(name), true);
+    let entries = entries
+        .into_iter()
+        .chain(inputs(&home.join("regressions").join(name), false));
     for path in entries {
         let data = std::fs::read(&path).expect("read corpus entry");
         let outcome = std::panic::catch_unwind(|| body(&data));
