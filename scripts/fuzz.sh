@@ -18,19 +18,28 @@
 #   file_jsonl  the file plugin's JSON Lines reader
 #   pgoutput    the postgres-cdc plugin's pgoutput message decoder
 #
-# Each run is a single libFuzzer process (no -fork/-jobs) over the committed
-# corpus (fuzz/corpus/<target>/ or plugins/fuzz/corpus/<target>/); the
-# inputs it finds are added there, then `cargo fuzz cmin` keeps only those
-# that add coverage, entries over $MAX_ENTRY bytes are dropped and, past
-# $BUDGET_KB KiB, the largest ones, so the corpora stay small. A crash stops the run and leaves the input in
-# <fuzz dir>/artifacts/<target>/: fix the code, copy the input into the
-# corpus (the replay tests then guard the fix) and run again.
+# Each run is a single libFuzzer process (no -fork/-jobs) over three
+# folders beside the target's fuzz crate (fuzz/ for the runtime's targets,
+# plugins/fuzz/ for the plugins'):
+#   corpus/<target>/       what fuzzing found; a run adds to it, then
+#                          `cargo fuzz cmin` keeps the inputs that add
+#                          coverage (only new code, not new hit counts, if
+#                          that is still over $BUDGET_KB KiB), entries over
+#                          $MAX_ENTRY bytes are dropped and, past the
+#                          budget, the largest ones: the corpora stay small
+#   seeds/<target>/        real inputs kept whole (the example manifests,
+#                          sample CSV and JSON Lines files, pgoutput
+#                          transactions built like the decoder's tests)
+#   regressions/<target>/  inputs that once crashed the target, never
+#                          minimized away
+# A crash stops the run and leaves the input in
+# <fuzz crate>/artifacts/<target>/: fix the code, copy the input into
+# regressions/<target>/ (the replay tests then guard the fix) and run again.
 #
-# The corpora and regression inputs are replayed on stable by the ordinary
-# tests (scripts/test.sh):
-# fuzz/tests/corpus.rs, plugins/file/tests/fuzz_corpus.rs and
-# plugins/postgres-cdc/tests/fuzz_corpus.rs. Nothing in CI builds with the
-# fuzzer.
+# The three folders are replayed on stable by the ordinary tests
+# (scripts/test.sh): fuzz/tests/corpus.rs, plugins/file/tests/fuzz_corpus.rs
+# and plugins/postgres-cdc/tests/fuzz_corpus.rs. Nothing in CI builds with
+# the fuzzer.
 #
 # Needs rustup (the nightly toolchain is installed if missing) and installs
 # cargo-fuzz with `cargo install` if it is not on PATH. Logs go to
@@ -85,12 +94,13 @@ for entry in "${targets[@]}"; do
     ran=1
     corpus="$(home_of "$dir")/corpus/$name"
     regressions="$(home_of "$dir")/regressions/$name"
+    seeds="$(home_of "$dir")/seeds/$name"
     log="$root/target/fuzz-logs/$name.log"
-    mkdir -p "$corpus" "$regressions"
+    mkdir -p "$corpus" "$regressions" "$seeds"
     echo "== $name: ${seconds}s over $corpus (log: target/fuzz-logs/$name.log)"
     # -a: debug assertions (integer overflow panics, as in the test build).
     status=0
-    (cd "$dir" && cargo +nightly fuzz run -a --fuzz-dir . "$name" "$root/$corpus" "$root/$regressions" -- \
+    (cd "$dir" && cargo +nightly fuzz run -a --fuzz-dir . "$name" "$root/$corpus" "$root/$seeds" "$root/$regressions" -- \
         -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
         -malloc_limit_mb="$MALLOC_LIMIT_MB" -rss_limit_mb=2048 -print_final_stats=1) \
         >"$log" 2>&1 || status=$?
@@ -102,12 +112,17 @@ for entry in "${targets[@]}"; do
         continue
     fi
     echo "-- $name: minimizing the corpus"
-    # -use_counters=0: keep the inputs that reach new code, not new hit
-    # counts (a few times fewer files for the same edges).
     (cd "$dir" && cargo +nightly fuzz cmin -a --fuzz-dir . "$name" "$root/$corpus" -- \
-        -max_len="$max_len" -timeout=10 -use_counters=0) >>"$log" 2>&1
+        -max_len="$max_len" -timeout=10) >>"$log" 2>&1
     find "$corpus" -type f -size +"${MAX_ENTRY}"c -delete
     total=$(find "$corpus" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    if [ "$total" -gt $((BUDGET_KB * 1024)) ]; then
+        # Over budget: keep only the inputs that reach new code, not new
+        # hit counts (-use_counters=0: a few times fewer files, same edges).
+        (cd "$dir" && cargo +nightly fuzz cmin -a --fuzz-dir . "$name" "$root/$corpus" -- \
+            -max_len="$max_len" -timeout=10 -use_counters=0) >>"$log" 2>&1
+        total=$(find "$corpus" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    fi
     if [ "$total" -gt $((BUDGET_KB * 1024)) ]; then
         find "$corpus" -type f -printf '%s %p\n' | sort -rn |
             while read -r size path; do

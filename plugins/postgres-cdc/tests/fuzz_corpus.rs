@@ -29,6 +29,7 @@ fn replay(name: &str, body: fn(&[u8])) {
     let entries = inputs(&home.join("corpus").join(name), true);
     let entries = entries
         .into_iter()
+        .chain(inputs(&home.join("seeds").join(name), false))
         .chain(inputs(&home.join("regressions").join(name), false));
     for path in entries {
         let data = std::fs::read(&path).expect("read corpus entry");
