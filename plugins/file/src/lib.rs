@@ -123,6 +123,27 @@ mod sink;
 mod source;
 
 pub use sink::{FileSink, SinkConfig};
-pub use source::{FileSource, Format, SourceConfig};
+pub use source::{FileSource, Format, SourceConfig, read_records};
 
 ferry_plugin::export_exactly_once_connector!(FileSource, FileSink);
+
+/// The bodies of the fuzz targets `file_csv` and `file_jsonl`
+/// (`plugins/fuzz`, run by `scripts/fuzz.sh`), shared with the corpus
+/// replay test (`tests/fuzz_corpus.rs`): any bytes are records or error
+/// records, never a panic.
+#[doc(hidden)]
+pub mod fuzz {
+    use crate::{Format, read_records};
+
+    /// CSV: the first byte picks the delimiter, the rest is the file.
+    pub fn csv(data: &[u8]) {
+        let (pick, file) = data.split_first().map_or((0, data), |(&p, f)| (p, f));
+        let delimiter = [b',', b';', b'\t', b'|'][usize::from(pick % 4)];
+        let _ = read_records(file, Format::Csv, "id", delimiter);
+    }
+
+    /// JSON Lines: the bytes are the file.
+    pub fn jsonl(data: &[u8]) {
+        let _ = read_records(data, Format::Jsonl, "id", b',');
+    }
+}

@@ -456,24 +456,78 @@ impl FileSource {
         let (Some(input), Some(reader)) = (inputs.get(pos.file), reader.as_mut()) else {
             return Ok(false);
         };
-        let path = input.path.as_str();
-        let pending = reader.pending();
-        if pending.is_empty() {
+        let Reader {
+            buf, start, header, ..
+        } = reader;
+        let pending = buf.get(*start..).unwrap_or(&[]);
+        let mut parser = Parser {
+            path: &input.path,
+            format: input.format,
+            key,
+            delimiter: *delimiter,
+            spans,
+            header,
+        };
+        let Some((consumed, newlines)) = parser.next(pending, *pos, b, ids, at_eof) else {
             return Ok(false);
+        };
+        *start += consumed;
+        pos.offset += consumed as u64;
+        pos.line += newlines as u64;
+        Ok(true)
+    }
+}
+
+/// Turns the bytes of one file into records: what the source does once the
+/// bytes are read, apart from files and checkpoints, so [`read_records`]
+/// (and through it the fuzz targets) runs exactly the source's parsing.
+struct Parser<'a> {
+    path: &'a str,
+    format: Format,
+    key: &'a str,
+    delimiter: u8,
+    spans: &'a mut Vec<FieldSpan>,
+    /// The file's CSV header, once read.
+    header: &'a mut Option<Header>,
+}
+
+impl Parser<'_> {
+    /// Reads one record from `pending` (the file's bytes from `pos` on) into
+    /// `b`, if a complete one is there (with `at_eof`, the end of `pending`
+    /// also ends its last record). Returns the bytes and line feeds consumed
+    /// by the record (or the blank line, the header, the byte order mark), or
+    /// `None` when more bytes are needed.
+    fn next(
+        &mut self,
+        pending: &[u8],
+        pos: Position,
+        b: &mut BatchBuilder,
+        ids: &mut Option<Vec<ColumnId>>,
+        at_eof: bool,
+    ) -> Option<(usize, usize)> {
+        let Parser {
+            path,
+            format,
+            key,
+            delimiter,
+            spans,
+            header,
+        } = self;
+        let (path, key) = (*path, *key);
+        if pending.is_empty() {
+            return None;
         }
         if pos.offset == 0 && pending.starts_with(b"\xEF\xBB\xBF") {
             // A UTF-8 byte order mark (spreadsheet exports write one).
-            reader.start += 3;
-            pos.offset += 3;
-            return Ok(true);
+            return Some((3, 0));
         }
         let line = pos.line + 1;
-        let (consumed, newlines) = match input.format {
+        let (consumed, newlines) = match format {
             Format::Jsonl => {
                 let (body, consumed) = match pending.iter().position(|&c| c == b'\n') {
                     Some(i) => (pending.get(..i).unwrap_or(&[]), i + 1),
                     None if at_eof => (pending, pending.len()),
-                    None => return Ok(false),
+                    None => return None,
                 };
                 let body = strip_cr(body);
                 if !body.iter().all(u8::is_ascii_whitespace) {
@@ -492,9 +546,7 @@ impl FileSource {
                 (consumed, 1)
             }
             Format::Csv => {
-                let Some(rec) = csv::read_record(pending, *delimiter, at_eof, spans) else {
-                    return Ok(false);
-                };
+                let rec = csv::read_record(pending, *delimiter, at_eof, spans)?;
                 let body = pending.get(..rec.content_end).unwrap_or(&[]);
                 if !body.is_empty() {
                     match std::str::from_utf8(body) {
@@ -502,15 +554,15 @@ impl FileSource {
                             let raw = String::from_utf8_lossy(body);
                             push_error(b, path, line, &raw, "the record is not valid UTF-8");
                         }
-                        Ok(text) => match &reader.header {
+                        Ok(text) => match &**header {
                             None => {
-                                let header = header_from(spans, text, key);
-                                if header.key.is_none() {
+                                let new_header = header_from(spans, text, key);
+                                if new_header.key.is_none() {
                                     ferry_plugin::log::warn!(
                                         "{path}: no column {key:?} in the header; its records get an empty key"
                                     );
                                 }
-                                reader.header = Some(header);
+                                **header = Some(new_header);
                             }
                             Some(header) => {
                                 if let Some(problem) = rec.malformed {
@@ -548,11 +600,45 @@ impl FileSource {
                 (rec.consumed, rec.newlines)
             }
         };
-        reader.start += consumed;
-        pos.offset += consumed as u64;
-        pos.line += newlines as u64;
-        Ok(true)
+        Some((consumed, newlines))
     }
+}
+
+/// Reads every record of `bytes`, the whole content of one file in
+/// `format`, as the source does (with `tail = false`: the end of the bytes
+/// ends the last record): the same records, error records included, in one
+/// batch. A library function over bytes, without files or WASI, for the
+/// fuzz targets (`plugins/fuzz`) and their corpus replay tests. `delimiter`
+/// is the CSV field delimiter (the source's `csv_delimiter`).
+pub fn read_records(
+    bytes: &[u8],
+    format: Format,
+    key: &str,
+    delimiter: u8,
+) -> ferry_plugin::types::Batch {
+    let mut b = BatchBuilder::new();
+    let (mut spans, mut header, mut ids) = (Vec::new(), None, None);
+    let mut parser = Parser {
+        path: "input",
+        format,
+        key,
+        delimiter,
+        spans: &mut spans,
+        header: &mut header,
+    };
+    let mut pos = Position::default();
+    let mut at = 0usize;
+    for at_eof in [false, true] {
+        while let Some((consumed, newlines)) = bytes
+            .get(at..)
+            .and_then(|pending| parser.next(pending, pos, &mut b, &mut ids, at_eof))
+        {
+            at += consumed;
+            pos.offset += consumed as u64;
+            pos.line += newlines as u64;
+        }
+    }
+    b.finish()
 }
 
 /// Builds a header from the spans of the record in `text` (free function
@@ -647,6 +733,47 @@ mod tests {
         );
         assert_eq!(b.row(3).unwrap().key(), "");
         assert_eq!(b.row(3).unwrap().get("name"), Value::Text("no key"));
+    }
+
+    #[test]
+    fn read_records_reads_bytes_as_the_source_reads_the_file() {
+        let dir = temp_dir();
+        let csv =
+            "\u{feff}id;name;note\r\n1;\"Ann \"\"A\"\"\";\n\n2;;\"multi\nline\"\n3;x\n4;\"open";
+        let jsonl = "{\"id\": 1, \"a\": [1]}\r\n\n not json\n\u{ff}\n{\"id\": 2}";
+        for (name, text, format) in [
+            ("a.csv", csv, Format::Csv),
+            ("a.jsonl", jsonl, Format::Jsonl),
+        ] {
+            let path = write(&dir, name, text);
+            let mut s = open(
+                serde_json::json!({ "path": path, "tail": false, "csv_delimiter": ";" }),
+                None,
+            );
+            let polled = s.poll(100).unwrap();
+            assert_eq!(polled.status, SourceStatus::Finished);
+            let mut read = read_records(text.as_bytes(), format, "id", b';');
+            let mut from_file = polled.records;
+            // Error records are keyed `<path>:<line>`; read_records names
+            // its input `input`.
+            let keys = |b: &ferry_plugin::types::Batch| -> Vec<String> {
+                let view = Batch::from_raw(b.clone()).unwrap();
+                (0..view.len())
+                    .map(|i| view.row(i).unwrap().key().to_string())
+                    .collect()
+            };
+            let want: Vec<String> = keys(&from_file)
+                .iter()
+                .map(|k| k.replace(&path, "input"))
+                .collect();
+            assert_eq!(keys(&read), want, "{name}");
+            assert!(want.len() >= 4, "{name}: {want:?}");
+            read.keys.data.clear();
+            from_file.keys.data.clear();
+            read.keys.offsets.clear();
+            from_file.keys.offsets.clear();
+            assert_eq!(format!("{read:?}"), format!("{from_file:?}"), "{name}");
+        }
     }
 
     #[test]

@@ -37,3 +37,53 @@ pub mod values;
 pub mod visibility;
 
 pub use source::{Cdc, CdcConfig, CdcMode, quote_ident};
+
+/// The body of the fuzz target `pgoutput` (`plugins/fuzz`, run by
+/// `scripts/fuzz.sh`), shared with the corpus replay test
+/// (`tests/fuzz_corpus.rs`).
+#[doc(hidden)]
+pub mod fuzz {
+    use std::collections::HashMap;
+
+    use crate::stream::{Fill, Messages, Out, Position, Stream, TableSpec};
+
+    /// The bytes are a peek's answer (length-prefixed pgoutput messages,
+    /// as the source reads them): they are split, decoded and turned into
+    /// records for two configured tables (`public.orders` keyed by `id`,
+    /// `shop.items` by `order_id, line`) as the source does, until the
+    /// stream is drained or refuses them. Never a panic; every message is
+    /// also decoded on its own, and the whole input as one message.
+    pub fn pgoutput(data: &[u8]) {
+        let _ = crate::pgoutput::parse(data);
+        let Ok(messages) = Messages::parse(data.to_vec()) else {
+            return;
+        };
+        let spec = |schema: &str, name: &str, key: &[&str]| TableSpec {
+            schema: schema.into(),
+            name: name.into(),
+            qualified: format!("{schema}.{name}"),
+            key: key.iter().map(|k| k.to_string()).collect(),
+        };
+        let mut stream = Stream::new(
+            vec![
+                spec("public", "orders", &["id"]),
+                spec("shop", "items", &["order_id", "line"]),
+            ],
+            HashMap::from([(70_000, 20)]),
+            Some("table".into()),
+            Position::default(),
+            None,
+        );
+        stream.push_messages(messages);
+        // A batch of 3 records, so transactions are cut and resumed too.
+        for _ in 0..256 {
+            let mut out = Out::new(3);
+            match stream.fill(&mut out) {
+                Ok(Fill::Full) => {
+                    let _ = out.b.finish();
+                }
+                Ok(Fill::Drained) | Err(_) => break,
+            }
+        }
+    }
+}

@@ -23,7 +23,7 @@ pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 /// Civil date of a day count since 1970-01-01 (the one in `batch`, which
 /// also writes RFC 3339 text for dead letters).
-pub(crate) use crate::batch::civil_from_days;
+pub(crate) use ferry_batch::civil_from_days;
 
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
