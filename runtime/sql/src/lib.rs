@@ -195,8 +195,10 @@ mod numeric;
 mod pg_types;
 mod postgres;
 mod sqlite;
-pub(crate) mod time;
+mod time;
 mod tls;
+
+pub use time::parse_timestamp;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -520,7 +522,9 @@ impl fmt::Debug for ConnectionSpec {
 }
 
 impl ConnectionSpec {
-    pub(crate) fn max_connections(&self) -> usize {
+    /// The most connections the pool opens (and transactions a plugin may
+    /// hold) on this connection: `pool_size`, at least 1.
+    pub fn max_connections(&self) -> usize {
         self.pool_size.max(1) as usize
     }
 }
