@@ -12,7 +12,7 @@ pub enum SqlErrorKind {
     /// The connection is not granted, or does not exist (the host's
     /// bindings), or the statement did what plugins may not: an SQLite
     /// `ATTACH`, `DETACH` or unlisted `PRAGMA`, a transaction left open
-    /// outside [`SqlHub::begin`], a plugin's `pool`-th open transaction.
+    /// outside [`SqlHub::begin`](crate::SqlHub::begin), a plugin's `pool`-th open transaction.
     Denied,
     /// A passing failure: unreachable server, dropped connection, deadlock,
     /// serialization failure, lock or statement timeout.
