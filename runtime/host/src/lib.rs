@@ -70,15 +70,15 @@ pub use component::{CONTRACT_VERSION, Component, ComponentInfo, PluginWorld, Pro
 pub use engine::sha256_hex;
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{CallError, FaultKind, HostError};
+/// The SQL capability (the `ferry-sql` crate): connection specs, the hub
+/// with its pools and limits, values and errors; [`sql_hub`] and
+/// [`SqlTransactionResource`] bind it to the WIT `sql` interface.
+pub use ferry_sql as sql;
 pub use instance::{
     InstanceSpec, MapperInstance, MapperWorld, ResolverInstance, ResolverWorld, SinkInstance,
     SinkWorld, SourceInstance, SourceWorld, StageInstance, ValidatorInstance, ValidatorWorld,
     World,
 };
 pub use network::{AuditSink, Denial, NetRule, NetworkPolicy, Protocol, is_special};
-/// The SQL capability (the `ferry-sql` crate): connection specs, the hub
-/// with its pools and limits, values and errors; [`sql_hub`] and
-/// [`SqlTransactionResource`] bind it to the WIT `sql` interface.
-pub use ferry_sql as sql;
 pub use sql_host::{Transaction as SqlTransactionResource, hub as sql_hub};
 pub use store::{FileGrant, HostState};
