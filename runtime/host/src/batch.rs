@@ -11,5 +11,5 @@ pub use ferry_batch::check::*;
 /// Parses RFC 3339 text (or PostgreSQL's timestamp text) into microseconds
 /// since the Unix epoch.
 pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
-    crate::sql::time::parse_timestamp(text).ok()
+    ferry_sql::parse_timestamp(text).ok()
 }

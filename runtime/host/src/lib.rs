@@ -36,7 +36,8 @@
 //! when the plugin traps), only the folders, environment variables and
 //! network destinations its manifest grants ([`NetworkPolicy`], checked on
 //! every socket address), only the named SQL connections it is granted
-//! (the drivers, pools and passwords stay in the host: [`sql`], reached
+//! (the drivers, pools and passwords stay in the host: [`sql`], the
+//! `ferry-sql` crate re-exported, reached
 //! through the `ferry:plugin/sql` interface), and every run-time denial goes
 //! to an [`AuditSink`], its plugin-supplied strings capped and its rate
 //! limited per instance ([`audit`]). [`Capability`] says which grant each imported interface
@@ -55,7 +56,6 @@ mod filesystem;
 mod instance;
 mod network;
 mod output;
-pub mod sql;
 mod sql_host;
 mod store;
 
@@ -70,6 +70,10 @@ pub use component::{CONTRACT_VERSION, Component, ComponentInfo, PluginWorld, Pro
 pub use engine::sha256_hex;
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{CallError, FaultKind, HostError};
+/// The SQL capability (the `ferry-sql` crate): connection specs, the hub
+/// with its pools and limits, values and errors; [`sql_hub`] and
+/// [`SqlTransactionResource`] bind it to the WIT `sql` interface.
+pub use ferry_sql as sql;
 pub use instance::{
     InstanceSpec, MapperInstance, MapperWorld, ResolverInstance, ResolverWorld, SinkInstance,
     SinkWorld, SourceInstance, SourceWorld, StageInstance, ValidatorInstance, ValidatorWorld,

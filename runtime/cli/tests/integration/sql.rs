@@ -1,4 +1,4 @@
-//! The host's SQL backend (`ferry_host::sql`) against a real PostgreSQL
+//! The SQL backend (`ferry_host::sql`, the `ferry-sql` crate) against a real PostgreSQL
 //! server (support/pg.rs) and a temp SQLite file: type mappings both ways,
 //! errors, transactions, pipelining, timeouts, the pool limit, TLS.
 

@@ -1,6 +1,8 @@
 //! Unit tests of `postgres`.
 
+use super::error::classify_sqlstate;
 use super::*;
+use crate::{ConnectionSpec, SqlErrorKind, Tls};
 
 #[test]
 fn sqlstates_map_to_kinds() {

@@ -105,7 +105,7 @@ pub(crate) fn parse_date(text: &str) -> Result<i64, String> {
 /// up to nine fractional digits (rounded to microseconds), an offset of `Z`,
 /// `±HH`, `±HHMM` or `±HH:MM`, or none (then the time is UTC); a bare date
 /// means midnight. Returns microseconds since the Unix epoch.
-pub(crate) fn parse_timestamp(text: &str) -> Result<i64, String> {
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     let bad =
         || format!("`{text}` is not an RFC 3339 timestamp (such as 2026-11-27T10:00:00.123456Z)");
     let mut cur = Cursor::new(text.trim());
