@@ -31,7 +31,7 @@ for name in ("left.db", "right.db"):
 PY
 cat > pipeline.toml <<TOML
 [pipeline]
-name = "bench"
+name = "two-way-bench"
 batch = { max_records = 512 }
 [connections.left]
 url = "sqlite:left.db"

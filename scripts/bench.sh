@@ -63,8 +63,8 @@ mkdir -p bench
     for c in "${commands[@]}"; do echo "  - \`$c\`"; done
     echo
     echo '```'
-    grep '^bench: ' "$log" || true
+    grep -E '^bench: [a-z0-9_]+ (ratio|value)=' "$log" || true
     echo '```'
 } > bench/RESULTS.md
 echo "== bench: figures written to bench/RESULTS.md"
-grep '^bench: ' "$log" || true
+grep -E '^bench: [a-z0-9_]+ (ratio|value)=' "$log" || true
