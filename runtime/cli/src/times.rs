@@ -113,24 +113,18 @@ fn rfc3339(t: &str) -> Option<i64> {
     secs.checked_mul(SECOND)?.checked_add(micros)
 }
 
+/// The days of month `m` (checked 1-12 before) of year `y`.
 fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    i64::from(ferry_time::days_in_month(y, u32::try_from(m).unwrap_or(0)))
 }
 
-// Howard Hinnant's days-from-civil algorithm.
+/// Days since 1970-01-01 of a civil date checked before.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    ferry_time::days_from_civil(
+        y,
+        u32::try_from(m).unwrap_or(0),
+        u32::try_from(d).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Calendar arithmetic for the SQL backend, without a date-time crate: civil
-//! dates (proleptic Gregorian, Howard Hinnant's algorithms), RFC 3339 text,
-//! and PostgreSQL's epoch (2000-01-01).
+//! Time for the SQL backend: PostgreSQL's epoch (2000-01-01), RFC 3339 and
+//! PostgreSQL text for timestamps, dates and times, over ferry's one
+//! calendar (`ferry-time`).
 
 /// Microseconds in a day.
 pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -9,35 +9,8 @@ pub(crate) const PG_EPOCH_DAYS: i64 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
 pub(crate) const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * MICROS_PER_DAY;
 
-/// Days since 1970-01-01 of a civil date (`month` 1-12, `day` 1-31).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Civil date of a day count since 1970-01-01 (the one in `batch`, which
-/// also writes RFC 3339 text for dead letters).
-pub(crate) use ferry_batch::civil_from_days;
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
+// The calendar is ferry's one (`ferry-time`).
+pub(crate) use ferry_time::{civil_from_days, days_from_civil, days_in_month};
 
 /// `2026-11-27T10:00:00.123456Z`: microseconds since the Unix epoch as RFC
 /// 3339 text in UTC, always with six fractional digits (so that the text
